@@ -7,14 +7,14 @@ Docs: https://llm-from-scratch.github.io/llm-from-scratch/attention.html.md"""
 # %% auto #0
 __all__ = ['MultiHeadAttention']
 
-# %% ../nbs/01_attention.ipynb #172e61ea
+# %% ../nbs/01_attention.ipynb #cc577b4a
 import math
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-# %% ../nbs/01_attention.ipynb #7fca9ac4
+# %% ../nbs/01_attention.ipynb #28f16402
 class MultiHeadAttention(nn.Module):
     "Causal multi-head self-attention: one projection per Q, K, V, split into heads, an output projection."
     def __init__(self,

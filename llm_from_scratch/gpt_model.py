@@ -6,10 +6,10 @@ Docs: https://llm-from-scratch.github.io/llm-from-scratch/gpt_model.html.md"""
 
 # %% auto #0
 __all__ = ['GPT_CONFIG_124M', 'GPT_CONFIG_355M', 'GPT_CONFIG_774M', 'GPT_CONFIG_1558M', 'GPT_CONFIG_TINY', 'GPT_CONFIGS',
-           'check_config', 'LayerNorm', 'GELU', 'FeedForward', 'TransformerBlock', 'GPTModel', 'NextTokenLogits',
-           'generate_text_simple', 'flops_per_token']
+           'check_config', 'LayerNorm', 'GELU', 'FeedForward', 'TransformerBlock', 'store_linear_weights_transposed',
+           'GPTModel', 'NextTokenLogits', 'generate_text_simple', 'flops_per_token']
 
-# %% ../nbs/02_gpt_model.ipynb #e6c35100
+# %% ../nbs/02_gpt_model.ipynb #0c9a179b
 import math
 
 import torch
@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 from .attention import MultiHeadAttention
 
-# %% ../nbs/02_gpt_model.ipynb #baacf199
+# %% ../nbs/02_gpt_model.ipynb #3c2ec5e7
 GPT_CONFIG_124M = {
     "vocab_size": 50257,     # GPT-2's BPE vocabulary
     "context_length": 1024,  # longest input, in tokens
@@ -46,7 +46,7 @@ def check_config(cfg:dict) -> dict:
     if not 0 <= cfg["drop_rate"] < 1: raise ValueError(f"drop_rate must be in [0, 1), not {cfg['drop_rate']}")
     return cfg
 
-# %% ../nbs/02_gpt_model.ipynb #cb48b634
+# %% ../nbs/02_gpt_model.ipynb #d9ac5b26
 class LayerNorm(nn.Module):
     "Layer normalization over the last dimension: biased variance, eps 1e-5, trainable `scale` and `shift`."
     def __init__(self, emb_dim:int, eps:float=1e-5):
@@ -58,12 +58,12 @@ class LayerNorm(nn.Module):
     def forward(self, x):
         return F.layer_norm(x, self.scale.shape, self.scale, self.shift, self.eps)
 
-# %% ../nbs/02_gpt_model.ipynb #e83fd111
+# %% ../nbs/02_gpt_model.ipynb #1faa8001
 class GELU(nn.Module):
     "GELU activation, tanh approximation (GPT-2's), computed by PyTorch's fused kernel."
     def forward(self, x): return F.gelu(x, approximate="tanh")
 
-# %% ../nbs/02_gpt_model.ipynb #77ad0890
+# %% ../nbs/02_gpt_model.ipynb #0c3a3539
 class FeedForward(nn.Module):
     "Position-wise feed-forward network: Linear(emb_dim, 4 emb_dim), GELU, Linear(4 emb_dim, emb_dim)."
     def __init__(self, cfg:dict):
@@ -72,7 +72,7 @@ class FeedForward(nn.Module):
 
     def forward(self, x): return self.layers(x)
 
-# %% ../nbs/02_gpt_model.ipynb #1311f55c
+# %% ../nbs/02_gpt_model.ipynb #40e53532
 class TransformerBlock(nn.Module):
     "Pre-LayerNorm transformer block: x + drop(att(norm1(x))), then x + drop(ff(norm2(x)))."
     def __init__(self, cfg:dict, attn_impl:str="auto"):
@@ -88,7 +88,15 @@ class TransformerBlock(nn.Module):
         x = x + self.drop_shortcut(self.att(self.norm1(x), use_cache=use_cache))
         return x + self.drop_shortcut(self.ff(self.norm2(x)))
 
-# %% ../nbs/02_gpt_model.ipynb #d9bfc747
+# %% ../nbs/02_gpt_model.ipynb #f11f71a3
+def store_linear_weights_transposed(model:nn.Module) -> nn.Module:
+    "Store every nn.Linear weight of `model` in (in, out) memory order, keeping its shape and values."
+    for mod in model.modules():
+        if isinstance(mod, nn.Linear) and mod.weight.stride() != (1, mod.weight.shape[0]):
+            mod.weight = nn.Parameter(mod.weight.detach().t().contiguous().t(), requires_grad=mod.weight.requires_grad)
+    return model
+
+# %% ../nbs/02_gpt_model.ipynb #53dc51cd
 class GPTModel(nn.Module):
     "GPT-2 architecture: embeddings, `n_layers` transformer blocks, final LayerNorm, linear output head."
     def __init__(self, cfg:dict, attn_impl:str="auto"):
@@ -101,6 +109,7 @@ class GPTModel(nn.Module):
         self.final_norm = LayerNorm(cfg["emb_dim"])
         self.out_head = nn.Linear(cfg["emb_dim"], cfg["vocab_size"], bias=False)
         self.current_pos = 0  # tokens held in the KV cache
+        store_linear_weights_transposed(self)
 
     def reset_kv_cache(self):
         "Empty every block's key/value cache."
@@ -130,7 +139,7 @@ class GPTModel(nn.Module):
         if last_only: x = x[:, -1:]
         return self.out_head(self.final_norm(x))
 
-# %% ../nbs/02_gpt_model.ipynb #b46cfb46
+# %% ../nbs/02_gpt_model.ipynb #0d6e8f9f
 class NextTokenLogits:
     "Callable giving the logits of the token after `idx`, step by step, optionally reusing a GPTModel's KV cache."
     def __init__(self,
@@ -176,7 +185,7 @@ def generate_text_simple(
         idx = torch.cat((idx, idx_next), dim=1)
     return idx
 
-# %% ../nbs/02_gpt_model.ipynb #e6467913
+# %% ../nbs/02_gpt_model.ipynb #47deb313
 def flops_per_token(cfg:dict, context_length:int|None=None) -> dict:
     "Forward FLOPs per token of a GPTModel config: 2 per matmul weight, plus attention over `context_length` tokens."
     d, L, V = cfg["emb_dim"], cfg["n_layers"], cfg["vocab_size"]
