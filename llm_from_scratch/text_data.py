@@ -6,12 +6,12 @@ Docs: https://llm-from-scratch.github.io/llm-from-scratch/text_data.html.md"""
 
 # %% auto #0
 __all__ = ['DEVICE_ENV', 'DATA_ENV', 'CACHE_ENV', 'DATA_FILES', 'GPT2_ENCODER_SHA256', 'GPT2_VOCAB_BPE_SHA256',
-           'GPT2_SPLIT_PATTERN', 'get_device', 'atomic_write', 'DataFile', 'DownloadError', 'cache_dir', 'sha256sum',
-           'download', 'split_words', 'build_vocab', 'SimpleTokenizerV1', 'SimpleTokenizerV2',
+           'GPT2_SPLIT_PATTERN', 'get_device', 'atomic_path', 'atomic_write', 'DataFile', 'DownloadError', 'cache_dir',
+           'sha256sum', 'download', 'split_words', 'build_vocab', 'SimpleTokenizerV1', 'SimpleTokenizerV2',
            'gpt2_encoding_from_files', 'get_tokenizer', 'bytes_to_unicode', 'BPETokenizerSimple', 'GPTDatasetV1',
            'create_dataloader_v1']
 
-# %% ../nbs/00_text_data.ipynb #b25eabab
+# %% ../nbs/00_text_data.ipynb #0706a232
 import hashlib
 import json
 import os
@@ -31,7 +31,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-# %% ../nbs/00_text_data.ipynb #f9ad2e86
+# %% ../nbs/00_text_data.ipynb #3b792084
 DEVICE_ENV = "LLM_FROM_SCRATCH_DEVICE"  # environment variable that overrides `get_device`
 
 def _torch_version() -> tuple[int, int]:
@@ -56,24 +56,32 @@ def get_device(
     if device.type not in ("cpu", "cuda", "mps"): raise ValueError(f"Unsupported device {choice!r}: use auto, cpu, cuda, cuda:N or mps")
     return device
 
-# %% ../nbs/00_text_data.ipynb #d3ba36a3
+# %% ../nbs/00_text_data.ipynb #b4ed6f0d
+@contextmanager
+def atomic_path(
+    path:str|Path, # the file to (re)write
+):
+    "Yield a temporary path beside `path` to write to; on success rename it over `path`, on failure delete it."
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
 @contextmanager
 def atomic_write(
     path:str|Path, # the file to (re)write
     mode:str="wb", # "wb" for bytes, "w" for text
 ):
     "Open a temporary file beside `path` for writing; on success rename it over `path`, on failure delete it."
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as f: yield f
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, open(tmp, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as f: yield f
 
-# %% ../nbs/00_text_data.ipynb #defaa21a
+# %% ../nbs/00_text_data.ipynb #3a5296f4
 DATA_ENV = "LLM_FROM_SCRATCH_DATA"    # a folder holding copies of the course's files, looked in first
 CACHE_ENV = "LLM_FROM_SCRATCH_CACHE"  # where downloads are kept (default: ~/.cache/llm-from-scratch)
 
@@ -110,7 +118,7 @@ DATA_FILES = {f.name: f for f in [
              "7d039a24a6083ed9ef0f806ebad56bbb976e3aeb8de05669173bfdc4996c239d", member="SMSSpamCollection"),
 ]}
 
-# %% ../nbs/00_text_data.ipynb #d55d8698
+# %% ../nbs/00_text_data.ipynb #46d74995
 class DownloadError(RuntimeError):
     "No source could provide a file: the message lists every place tried and why it failed."
 
@@ -181,12 +189,12 @@ def download(
     raise DownloadError(f"Could not get {file.name!r}. Tried:\n{lines}\n"
                         f"Put a copy at {cached} (or in <folder>/{file.name} with ${DATA_ENV}=<folder>) and run again.")
 
-# %% ../nbs/00_text_data.ipynb #3edea864
+# %% ../nbs/00_text_data.ipynb #46b15d14
 def split_words(text:str) -> list[str]:
     "Split `text` into words and punctuation marks, dropping whitespace (the book's chapter-2 tokenizer)."
     return [t.strip() for t in re.split(r'([,.:;?_!"()\']|--|\s)', text) if t.strip()]
 
-# %% ../nbs/00_text_data.ipynb #4befb1ab
+# %% ../nbs/00_text_data.ipynb #10be8f19
 def build_vocab(
     tokens:list[str], # the tokens of a text
     special_tokens:list[str]=(), # extra tokens appended after the sorted words, e.g. ["<|endoftext|>", "<|unk|>"]
@@ -195,7 +203,7 @@ def build_vocab(
     words = sorted(set(tokens))
     return {tok: i for i, tok in enumerate(words + [s for s in special_tokens if s not in set(words)])}
 
-# %% ../nbs/00_text_data.ipynb #0d1c6d3f
+# %% ../nbs/00_text_data.ipynb #6b9ccfba
 class SimpleTokenizerV1:
     "Word-level tokenizer over a fixed vocabulary; an unknown word is an error."
     def __init__(self, vocab:dict[str, int]):
@@ -217,7 +225,7 @@ class SimpleTokenizerV1:
         text = " ".join(self.int_to_str[i] for i in ids)
         return re.sub(r'\s+([,.?!"()\'])', r'\1', text)
 
-# %% ../nbs/00_text_data.ipynb #d1ea8e14
+# %% ../nbs/00_text_data.ipynb #fc010103
 class SimpleTokenizerV2(SimpleTokenizerV1):
     "Word-level tokenizer that maps unknown words to `<|unk|>`."
     def encode(self, text:str) -> list[int]:
@@ -225,7 +233,7 @@ class SimpleTokenizerV2(SimpleTokenizerV1):
         unk = self.str_to_int["<|unk|>"]
         return [self.str_to_int.get(w, unk) for w in split_words(text)]
 
-# %% ../nbs/00_text_data.ipynb #ad51fa00
+# %% ../nbs/00_text_data.ipynb #ba58801f
 GPT2_ENCODER_SHA256 = DATA_FILES["gpt2/encoder.json"].sha256
 GPT2_VOCAB_BPE_SHA256 = DATA_FILES["gpt2/vocab.bpe"].sha256
 
@@ -250,10 +258,10 @@ def get_tokenizer() -> tiktoken.Encoding:
         except Exception: pass  # offline: fall back on the course's own copies below
     return gpt2_encoding_from_files(download("gpt2/encoder.json"), download("gpt2/vocab.bpe"))
 
-# %% ../nbs/00_text_data.ipynb #de526dd6
+# %% ../nbs/00_text_data.ipynb #141f97db
 GPT2_SPLIT_PATTERN = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}++| ?\p{N}++| ?[^\s\p{L}\p{N}]++|\s++$|\s+(?!\S)|\s"""
 
-# %% ../nbs/00_text_data.ipynb #0de70080
+# %% ../nbs/00_text_data.ipynb #3366bb48
 @lru_cache(maxsize=None)
 def bytes_to_unicode() -> dict[int, str]:
     "GPT-2's table from each byte value to a printable character, used to store tokens in encoder.json and vocab.bpe."
@@ -263,7 +271,7 @@ def bytes_to_unicode() -> dict[int, str]:
         if b not in printable: printable.append(b); chars.append(256 + n); n += 1
     return dict(zip(printable, map(chr, chars)))
 
-# %% ../nbs/00_text_data.ipynb #171a5469
+# %% ../nbs/00_text_data.ipynb #cc213873
 class BPETokenizerSimple:
     "Byte-level BPE tokenizer: trains its merges on a text, or loads GPT-2's, and encodes exactly as tiktoken does."
     def __init__(self, cache_size:int=100_000):
@@ -425,7 +433,7 @@ def _merge_pair(seq:list, pair:tuple, new) -> list:
         else: out.append(seq[i]); i += 1
     return out
 
-# %% ../nbs/00_text_data.ipynb #3fe9c1af
+# %% ../nbs/00_text_data.ipynb #651b8769
 class GPTDatasetV1(Dataset):
     "Input/target windows of `max_length` token IDs, one every `stride` tokens; targets are inputs shifted by one."
     def __init__(self,
@@ -448,7 +456,7 @@ class GPTDatasetV1(Dataset):
         window = self.windows[idx]
         return window[:-1], window[1:]
 
-# %% ../nbs/00_text_data.ipynb #a45ff034
+# %% ../nbs/00_text_data.ipynb #e34754a5
 def create_dataloader_v1(
     txt:str, # the training text
     batch_size:int=4, # windows per batch

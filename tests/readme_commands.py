@@ -1,7 +1,7 @@
 """The Quick start commands of README.md and nbs/index.ipynb.
 
 `python tests/readme_commands.py test` prints the README's test command (`.ci/run` runs exactly that);
-`python tests/readme_commands.py course` prints the one that opens the course.
+`python tests/readme_commands.py course` prints the one that opens the course, `pretrain` the main job's.
 """
 import json
 import re
@@ -29,7 +29,7 @@ def index_text() -> str:
 def command(kind: str, markdown: str | None = None) -> str:
     "The Quick start command that runs the tests (`test`: ends with pytest) or opens the course (`course`)."
     blocks = shell_blocks(markdown if markdown is not None else readme_text())
-    want = {"test": r"\bpytest$", "course": r"\bjupyter lab nbs/$"}[kind]
+    want = {"test": r"\bpytest$", "course": r"\bjupyter lab nbs/$", "pretrain": r"\bllmfs pretrain$"}[kind]
     found = [b for b in blocks if re.search(want, b)]
     if len(found) != 1: raise SystemExit(f"README.md should have exactly one {kind} command, found {found}")
     return found[0]

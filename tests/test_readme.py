@@ -32,6 +32,7 @@ def test_readme_is_index_word_for_word():
 
 def test_quick_start_commands():
     assert command("test") == 'pip install -e ".[dev]" && pytest'
+    assert command("pretrain") == "pip install -e . && llmfs pretrain"
     assert command("course").endswith("jupyter lab nbs/")
     assert command("test", index_text()) == command("test")
 
@@ -39,6 +40,12 @@ def test_quick_start_commands():
 def test_ci_runs_the_readme_test_command():
     ci = (ROOT / ".ci" / "run").read_text()
     assert "readme_commands.py test" in ci
+
+
+def test_readme_images_exist():
+    images = re.findall(r"!\[[^]]*\]\(([^)]+)\)", readme_text())
+    assert images
+    for path in images: assert (ROOT / path).is_file(), path
 
 
 def test_readme_lists_every_notebook():

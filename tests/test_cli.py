@@ -1,0 +1,113 @@
+"End-to-end tests of the `llmfs` command line, each command a separate process, offline, on the tiny config."
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from safetensors.torch import load_file
+
+LLMFS = [sys.executable, "-m", "llm_from_scratch"]
+FAST = ["--config", "tiny", "--eval-freq", "20", "--eval-iter", "2"]
+
+
+def llmfs(*args, timeout=600):
+    return subprocess.run([*LLMFS, *map(str, args)], capture_output=True, text=True, timeout=timeout)
+
+
+def assert_same_weights(a, b):
+    wa, wb = load_file(str(a / "model.safetensors")), load_file(str(b / "model.safetensors"))
+    assert wa.keys() == wb.keys()
+    for k in wa: assert wa[k].equal(wb[k]), f"{k} differs"
+
+
+@pytest.fixture(scope="module")
+def full_run(tmp_path_factory):
+    "An uninterrupted 2-epoch run."
+    out = tmp_path_factory.mktemp("full")
+    r = llmfs("pretrain", *FAST, "--epochs", 2, "--out", out)
+    assert r.returncode == 0, r.stderr
+    return out, r
+
+
+def test_pretrain_writes_a_checkpoint_and_reports_progress(full_run):
+    out, r = full_run
+    assert sorted(p.name for p in out.iterdir()) == ["config.json", "loss.png", "model.safetensors", "training_state.pt"]
+    assert (out / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "Ep 2 (Step" in r.stdout and "Every effort moves you" in r.stdout
+    assert "tok_s=" in r.stderr and "epoch 2/2" in r.stderr  # the progress bar
+
+
+def test_resume_is_bit_identical(full_run, tmp_path):
+    r = llmfs("pretrain", *FAST, "--epochs", 1, "--out", tmp_path)
+    assert r.returncode == 0, r.stderr
+    r = llmfs("pretrain", "--resume", tmp_path, "--epochs", 2)
+    assert r.returncode == 0, r.stderr
+    assert_same_weights(tmp_path, full_run[0])
+
+
+def test_ctrl_c_writes_a_checkpoint_that_resumes_exactly(full_run, tmp_path):
+    proc = subprocess.Popen([*LLMFS, "pretrain", *FAST, "--epochs", "2", "--out", str(tmp_path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for line in proc.stdout:  # the first evaluation line: training has started
+        if line.startswith("Ep 1"): break
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 130, err
+    assert "--resume" in err and (tmp_path / "training_state.pt").exists()
+    r = llmfs("pretrain", "--resume", tmp_path, "--epochs", 2)
+    assert r.returncode == 0, r.stderr
+    assert_same_weights(tmp_path, full_run[0])
+
+
+def test_generate_streams_the_continuation(full_run):
+    out = full_run[0]
+    r = llmfs("generate", "--checkpoint", out, "--prompt", "Every effort moves you", "--max-new-tokens", 10, "--seed", 1)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("Every effort moves you") and len(r.stdout) > len("Every effort moves you") + 10
+    again = llmfs("generate", "--checkpoint", out, "--prompt", "Every effort moves you", "--max-new-tokens", 10, "--seed", 1)
+    assert again.stdout == r.stdout  # seeded sampling is reproducible
+    greedy = llmfs("generate", "--checkpoint", out, "--prompt", "Every", "--max-new-tokens", 5, "--temperature", 0)
+    assert greedy.returncode == 0 and greedy.stdout.startswith("Every")
+
+
+@pytest.mark.parametrize("args, message", [
+    (["pretrain", "--data", "no-such-file.txt", "--config", "tiny"], "no-such-file.txt: no such file"),
+    (["pretrain", "--config", "huge"], "invalid choice: 'huge'"),
+    (["pretrain", "--config", "tiny", "--context-length", "65"], "larger than the tiny model's context length of 64"),
+    (["pretrain", "--resume", "no-such-dir"], "is not a checkpoint folder"),
+    (["generate", "--checkpoint", "no-such-dir", "--prompt", "x"], "is not a checkpoint folder"),
+    (["generate", "--prompt", "x"], "the following arguments are required: --checkpoint"),
+    (["pretrain", "--epochs", "many"], "invalid int value: 'many'"),
+])
+def test_bad_arguments_give_one_line(args, message, tmp_path):
+    r = subprocess.run([*LLMFS, *args], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert r.returncode == 2
+    assert message in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_short_text_is_a_clear_error(tmp_path):
+    (tmp_path / "short.txt").write_text("Too short to train on.")
+    r = llmfs("pretrain", "--data", tmp_path / "short.txt", "--config", "tiny", "--out", tmp_path / "run")
+    assert r.returncode == 2 and "too short" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.skipif(shutil.which("llmfs") is None, reason="the console script is installed with the package")
+def test_console_script_help():
+    for cmd in ([], ["pretrain"], ["generate"]):
+        r = subprocess.run(["llmfs", *cmd, "--help"], capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0 and r.stdout.startswith("usage: llmfs")
+
+
+def test_default_pretrain_runs_in_the_current_folder(tmp_path):
+    "The README's main job, `llmfs pretrain`, with its defaults (small config, The Verdict) but one epoch."
+    r = subprocess.run([*LLMFS, "pretrain", "--epochs", "1"], capture_output=True, text=True, cwd=tmp_path, timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert "29.0M-parameter GPT (4 layers, 256 dims, context 256) on the-verdict.txt" in r.stdout
+    assert sorted(p.name for p in (tmp_path / "runs" / "pretrain").iterdir()) == [
+        "config.json", "loss.png", "model.safetensors", "training_state.pt"]
