@@ -7,7 +7,7 @@ Docs: https://llm-from-scratch.github.io/llm-from-scratch/cli.html.md"""
 # %% auto #0
 __all__ = ['CLIError', 'read_texts', 'build_parser', 'main']
 
-# %% ../nbs/10_cli.ipynb #163149bb
+# %% ../nbs/10_cli.ipynb #39673891
 import argparse
 import hashlib
 import os
@@ -20,13 +20,14 @@ from urllib.parse import urlparse
 import torch
 
 from .gpt_model import GPT_CONFIGS, GPTModel
-from .pretraining import (CheckpointError, NonFiniteLossError, TrainingInterrupted, WEIGHTS_FILE,
+from .pretrained_weights import load_gpt2
+from .pretraining import (CheckpointError, NonFiniteLossError, TrainingInterrupted, WEIGHTS_FILE, adamw,
     generate_stream, load_config, load_model, load_training_state, load_weights, plot_losses, save_checkpoint,
     text_to_token_ids, train_model)
 from llm_from_scratch.text_data import (DataFile, DownloadError, atomic_path, create_dataloader_v1, download, get_device,
     get_tokenizer)
 
-# %% ../nbs/10_cli.ipynb #568e6877
+# %% ../nbs/10_cli.ipynb #00aac48d
 class CLIError(Exception):
     "A problem with the command's arguments or inputs, reported in one line."
 
@@ -49,7 +50,7 @@ def read_texts(sources:list[str]|None) -> tuple[str, list[str]]:
         except UnicodeDecodeError: raise CLIError(f"--data {src}: not a UTF-8 text file") from None
     return "<|endoftext|>".join(texts), list(sources)
 
-# %% ../nbs/10_cli.ipynb #fb94efdd
+# %% ../nbs/10_cli.ipynb #e502825e
 def _pretrain(args) -> int:
     "The `llmfs pretrain` command."
     device = get_device(None if args.device == "auto" else args.device)
@@ -93,7 +94,7 @@ def _pretrain(args) -> int:
                        f"validation) is too short for --context-length {ctx} and --batch-size {bs}: {e}") from None
     torch.manual_seed(run["seed"])
     model = GPTModel(cfg).to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=run["lr"], weight_decay=0.1)
+    optimizer = adamw(model, lr=run["lr"], weight_decay=0.1)
     state = None
     if args.resume:
         load_weights(model, Path(args.resume)/WEIGHTS_FILE)
@@ -143,11 +144,11 @@ def _save_run(out:Path, model, optimizer, state:dict, run:dict):
         fig = plot_losses(epochs_seen, state["track_tokens_seen"], state["train_losses"], state["val_losses"])
         with atomic_path(out/"loss.png") as tmp: fig.savefig(tmp, format="png", dpi=120)
 
-# %% ../nbs/10_cli.ipynb #6a943ac0
+# %% ../nbs/10_cli.ipynb #ebe64d2d
 def _generate(args) -> int:
     "The `llmfs generate` command: print the prompt, then its continuation token by token."
     device = get_device(None if args.device == "auto" else args.device)
-    model = load_model(args.checkpoint, device)
+    model = load_model(args.checkpoint, device) if args.checkpoint else load_gpt2(args.model, device)
     tokenizer = get_tokenizer()
     if not args.prompt: raise CLIError("--prompt is empty: give some text to continue")
     if args.seed is not None: torch.manual_seed(args.seed)
@@ -165,7 +166,7 @@ def _generate(args) -> int:
     print(tokenizer.decode(ids)[len(shown):])
     return 0
 
-# %% ../nbs/10_cli.ipynb #8cfff00c
+# %% ../nbs/10_cli.ipynb #57000c79
 def build_parser() -> argparse.ArgumentParser:
     "The `llmfs` argument parser."
     parser = _Parser(prog="llmfs", description="Pretrain a GPT and generate text with it (llm-from-scratch).")
@@ -189,8 +190,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sample-prompt", default="Every effort moves you", help="prompt of the sample printed after each epoch")
     p.set_defaults(func=_pretrain)
     g = sub.add_parser("generate", help="continue a prompt with a trained checkpoint", description=
-        "Print PROMPT and its continuation, token by token. --temperature 0 is greedy decoding.")
-    g.add_argument("--checkpoint", required=True, metavar="DIR", help="a folder written by llmfs pretrain")
+        "Print PROMPT and its continuation, token by token, with a checkpoint of llmfs pretrain or OpenAI's GPT-2. "
+    "--temperature 0 is greedy decoding.")
+    source = g.add_mutually_exclusive_group(required=True)
+    source.add_argument("--checkpoint", metavar="DIR", help="a folder written by llmfs pretrain")
+    source.add_argument("--model", metavar="NAME_OR_PATH", help="OpenAI's GPT-2: gpt2, gpt2-medium, gpt2-large, gpt2-xl "
+                        "(downloaded from the Hugging Face hub), or a local Hugging Face GPT-2 folder")
     g.add_argument("--prompt", required=True, help="the text to continue")
     g.add_argument("--max-new-tokens", type=int, default=50, help="tokens to generate (default: 50)")
     g.add_argument("--temperature", type=float, default=1.0, help="sampling temperature; 0 is greedy (default: 1.0)")
@@ -213,5 +218,5 @@ def main(argv:list[str]|None=None) -> int:
         print("\nllmfs: interrupted", file=sys.stderr)
         return 130
 
-# %% ../nbs/10_cli.ipynb #ed79cd43
+# %% ../nbs/10_cli.ipynb #f7488568
 if __name__ == "__main__": raise SystemExit(main())

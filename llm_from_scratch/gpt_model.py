@@ -6,19 +6,19 @@ Docs: https://llm-from-scratch.github.io/llm-from-scratch/gpt_model.html.md"""
 
 # %% auto #0
 __all__ = ['GPT_CONFIG_124M', 'GPT_CONFIG_355M', 'GPT_CONFIG_774M', 'GPT_CONFIG_1558M', 'GPT_CONFIG_TINY', 'GPT_CONFIG_SMALL',
-           'GPT_CONFIGS', 'check_config', 'LayerNorm', 'GELU', 'FeedForward', 'TransformerBlock',
-           'store_linear_weights_transposed', 'GPTModel', 'NextTokenLogits', 'generate_text_simple', 'flops_per_token']
+           'GPT_CONFIGS', 'check_config', 'LayerNorm', 'GELU', 'FeedForward', 'TransformerBlock', 'GPTModel',
+           'NextTokenLogits', 'generate_text_simple', 'flops_per_token']
 
-# %% ../nbs/02_gpt_model.ipynb #c237a9f9
+# %% ../nbs/02_gpt_model.ipynb #0d428eef
 import math
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .attention import MultiHeadAttention
+from .attention import MultiHeadAttention, TransposedLinear
 
-# %% ../nbs/02_gpt_model.ipynb #f126c79d
+# %% ../nbs/02_gpt_model.ipynb #17dfdae1
 GPT_CONFIG_124M = {
     "vocab_size": 50257,     # GPT-2's BPE vocabulary
     "context_length": 1024,  # longest input, in tokens
@@ -47,7 +47,7 @@ def check_config(cfg:dict) -> dict:
     if not 0 <= cfg["drop_rate"] < 1: raise ValueError(f"drop_rate must be in [0, 1), not {cfg['drop_rate']}")
     return cfg
 
-# %% ../nbs/02_gpt_model.ipynb #f67dc23d
+# %% ../nbs/02_gpt_model.ipynb #4d03a5a0
 class LayerNorm(nn.Module):
     "Layer normalization over the last dimension: biased variance, eps 1e-5, trainable `scale` and `shift`."
     def __init__(self, emb_dim:int, eps:float=1e-5):
@@ -59,21 +59,22 @@ class LayerNorm(nn.Module):
     def forward(self, x):
         return F.layer_norm(x, self.scale.shape, self.scale, self.shift, self.eps)
 
-# %% ../nbs/02_gpt_model.ipynb #f3a6cef5
+# %% ../nbs/02_gpt_model.ipynb #97d3c6e1
 class GELU(nn.Module):
     "GELU activation, tanh approximation (GPT-2's), computed by PyTorch's fused kernel."
     def forward(self, x): return F.gelu(x, approximate="tanh")
 
-# %% ../nbs/02_gpt_model.ipynb #be10c5d4
+# %% ../nbs/02_gpt_model.ipynb #12298173
 class FeedForward(nn.Module):
     "Position-wise feed-forward network: Linear(emb_dim, 4 emb_dim), GELU, Linear(4 emb_dim, emb_dim)."
     def __init__(self, cfg:dict):
         super().__init__()
-        self.layers = nn.Sequential(nn.Linear(cfg["emb_dim"], 4 * cfg["emb_dim"]), GELU(), nn.Linear(4 * cfg["emb_dim"], cfg["emb_dim"]))
+        self.layers = nn.Sequential(TransposedLinear(cfg["emb_dim"], 4 * cfg["emb_dim"]), GELU(),
+                                    TransposedLinear(4 * cfg["emb_dim"], cfg["emb_dim"]))
 
     def forward(self, x): return self.layers(x)
 
-# %% ../nbs/02_gpt_model.ipynb #076499cb
+# %% ../nbs/02_gpt_model.ipynb #cd37d68a
 class TransformerBlock(nn.Module):
     "Pre-LayerNorm transformer block: x + drop(att(norm1(x))), then x + drop(ff(norm2(x)))."
     def __init__(self, cfg:dict, attn_impl:str="auto"):
@@ -89,15 +90,7 @@ class TransformerBlock(nn.Module):
         x = x + self.drop_shortcut(self.att(self.norm1(x), use_cache=use_cache))
         return x + self.drop_shortcut(self.ff(self.norm2(x)))
 
-# %% ../nbs/02_gpt_model.ipynb #35cbeb65
-def store_linear_weights_transposed(model:nn.Module) -> nn.Module:
-    "Store every nn.Linear weight of `model` in (in, out) memory order, keeping its shape and values."
-    for mod in model.modules():
-        if isinstance(mod, nn.Linear) and mod.weight.stride() != (1, mod.weight.shape[0]):
-            mod.weight = nn.Parameter(mod.weight.detach().t().contiguous().t(), requires_grad=mod.weight.requires_grad)
-    return model
-
-# %% ../nbs/02_gpt_model.ipynb #77a47029
+# %% ../nbs/02_gpt_model.ipynb #d19e026d
 class GPTModel(nn.Module):
     "GPT-2 architecture: embeddings, `n_layers` transformer blocks, final LayerNorm, linear output head."
     def __init__(self, cfg:dict, attn_impl:str="auto"):
@@ -108,9 +101,8 @@ class GPTModel(nn.Module):
         self.drop_emb = nn.Dropout(cfg["drop_rate"])
         self.trf_blocks = nn.ModuleList([TransformerBlock(cfg, attn_impl) for _ in range(cfg["n_layers"])])
         self.final_norm = LayerNorm(cfg["emb_dim"])
-        self.out_head = nn.Linear(cfg["emb_dim"], cfg["vocab_size"], bias=False)
+        self.out_head = TransposedLinear(cfg["emb_dim"], cfg["vocab_size"], bias=False)
         self.current_pos = 0  # tokens held in the KV cache
-        store_linear_weights_transposed(self)
 
     def reset_kv_cache(self):
         "Empty every block's key/value cache."
@@ -140,7 +132,7 @@ class GPTModel(nn.Module):
         if last_only: x = x[:, -1:]
         return self.out_head(self.final_norm(x))
 
-# %% ../nbs/02_gpt_model.ipynb #4d7d6e65
+# %% ../nbs/02_gpt_model.ipynb #494071a0
 class NextTokenLogits:
     "Callable giving the logits of the token after `idx`, step by step, optionally reusing a GPTModel's KV cache."
     def __init__(self,
@@ -186,7 +178,7 @@ def generate_text_simple(
         idx = torch.cat((idx, idx_next), dim=1)
     return idx
 
-# %% ../nbs/02_gpt_model.ipynb #58335df5
+# %% ../nbs/02_gpt_model.ipynb #370fff93
 def flops_per_token(cfg:dict, context_length:int|None=None) -> dict:
     "Forward FLOPs per token of a GPTModel config: 2 per matmul weight, plus attention over `context_length` tokens."
     d, L, V = cfg["emb_dim"], cfg["n_layers"], cfg["vocab_size"]

@@ -7,11 +7,11 @@ Docs: https://llm-from-scratch.github.io/llm-from-scratch/pretraining.html.md"""
 # %% auto #0
 __all__ = ['WEIGHTS_FILE', 'CONFIG_FILE', 'STATE_FILE', 'text_to_token_ids', 'token_ids_to_text', 'calc_loss_batch',
            'calc_loss_loader', 'evaluate_model', 'generate_and_print_sample', 'NonFiniteLossError',
-           'TrainingInterrupted', 'new_train_state', 'train_model', 'train_model_simple', 'plot_losses',
+           'TrainingInterrupted', 'new_train_state', 'train_model', 'train_model_simple', 'adamw', 'plot_losses',
            'generate_stream', 'generate', 'CheckpointError', 'clean_state_dict', 'save_checkpoint', 'load_config',
            'load_weights', 'load_model', 'load_training_state']
 
-# %% ../nbs/03_pretraining.ipynb #4c8d10b3
+# %% ../nbs/03_pretraining.ipynb #8bc2763d
 import json
 import math
 import time
@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 from .gpt_model import GPTModel, NextTokenLogits, check_config, generate_text_simple
 from .text_data import atomic_path, atomic_write, create_dataloader_v1, get_tokenizer
 
-# %% ../nbs/03_pretraining.ipynb #e2aa5cf5
+# %% ../nbs/03_pretraining.ipynb #fef27c0b
 def text_to_token_ids(text:str, tokenizer) -> torch.Tensor:
     "Encode `text` as a (1, num_tokens) tensor of token IDs (`<|endoftext|>` allowed)."
     return torch.tensor(tokenizer.encode(text, allowed_special={"<|endoftext|>"})).unsqueeze(0)
@@ -34,7 +34,7 @@ def token_ids_to_text(token_ids:torch.Tensor, tokenizer) -> str:
     "Decode a (1, num_tokens) or (num_tokens,) tensor of token IDs."
     return tokenizer.decode(token_ids.squeeze(0).tolist())
 
-# %% ../nbs/03_pretraining.ipynb #3e5b4bb7
+# %% ../nbs/03_pretraining.ipynb #2ec8c40c
 def calc_loss_batch(input_batch:torch.Tensor, target_batch:torch.Tensor, model:nn.Module, device) -> torch.Tensor:
     "Mean cross-entropy of `model`'s next-token predictions for one batch."
     input_batch, target_batch = input_batch.to(device), target_batch.to(device)
@@ -54,7 +54,7 @@ def calc_loss_loader(data_loader, model:nn.Module, device, num_batches:int|None=
         total += calc_loss_batch(input_batch, target_batch, model, device).item()
     return total / num_batches
 
-# %% ../nbs/03_pretraining.ipynb #0af4fdef
+# %% ../nbs/03_pretraining.ipynb #1a99b8ae
 def evaluate_model(model:nn.Module, train_loader, val_loader, device, eval_iter:int) -> tuple[float, float]:
     "Training and validation loss on the first `eval_iter` batches of each loader, in evaluation mode."
     model.eval()
@@ -74,7 +74,7 @@ def generate_and_print_sample(model:nn.Module, tokenizer, device, start_context:
     log(token_ids_to_text(token_ids, tokenizer).replace("\n", " "))
     model.train()
 
-# %% ../nbs/03_pretraining.ipynb #67065a67
+# %% ../nbs/03_pretraining.ipynb #aade1a8a
 class NonFiniteLossError(RuntimeError):
     "The training loss became nan or infinite."
 
@@ -167,7 +167,14 @@ def train_model_simple(model:nn.Module, train_loader, val_loader, optimizer, dev
                         start_context, tokenizer)
     return state["train_losses"], state["val_losses"], state["track_tokens_seen"]
 
-# %% ../nbs/03_pretraining.ipynb #720859d8
+# %% ../nbs/03_pretraining.ipynb #c47745b8
+def adamw(model:nn.Module, lr:float, weight_decay:float=0.1) -> torch.optim.AdamW:
+    "AdamW over `model`'s parameters, fused (one pass over memory per step) where supported."
+    params = list(model.parameters())
+    try: return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=True)
+    except (RuntimeError, ValueError): return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+
+# %% ../nbs/03_pretraining.ipynb #0cd3503d
 def plot_losses(epochs_seen, tokens_seen, train_losses, val_losses):
     "Plot training and validation loss against epochs (bottom axis) and tokens seen (top axis); returns the figure."
     from matplotlib.figure import Figure
@@ -182,7 +189,7 @@ def plot_losses(epochs_seen, tokens_seen, train_losses, val_losses):
     fig.tight_layout()
     return fig
 
-# %% ../nbs/03_pretraining.ipynb #251d2324
+# %% ../nbs/03_pretraining.ipynb #0428ca68
 def generate_stream(
     model:nn.Module, # the model, in eval mode
     idx:torch.Tensor, # (batch, num_tokens) prompt token IDs
@@ -217,7 +224,7 @@ def generate(model:nn.Module, idx:torch.Tensor, max_new_tokens:int, context_size
     new = list(generate_stream(model, idx, max_new_tokens, context_size, temperature, top_k, eos_id, use_cache))
     return torch.cat([idx, *new], dim=1)
 
-# %% ../nbs/03_pretraining.ipynb #931feaa6
+# %% ../nbs/03_pretraining.ipynb #ba09b895
 WEIGHTS_FILE, CONFIG_FILE, STATE_FILE = "model.safetensors", "config.json", "training_state.pt"
 
 class CheckpointError(ValueError):

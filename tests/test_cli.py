@@ -79,7 +79,7 @@ def test_generate_streams_the_continuation(full_run):
     (["pretrain", "--config", "tiny", "--context-length", "65"], "larger than the tiny model's context length of 64"),
     (["pretrain", "--resume", "no-such-dir"], "is not a checkpoint folder"),
     (["generate", "--checkpoint", "no-such-dir", "--prompt", "x"], "is not a checkpoint folder"),
-    (["generate", "--prompt", "x"], "the following arguments are required: --checkpoint"),
+    (["generate", "--prompt", "x"], "one of the arguments --checkpoint --model is required"),
     (["pretrain", "--epochs", "many"], "invalid int value: 'many'"),
 ])
 def test_bad_arguments_give_one_line(args, message, tmp_path):
@@ -111,3 +111,18 @@ def test_default_pretrain_runs_in_the_current_folder(tmp_path):
     assert "29.0M-parameter GPT (4 layers, 256 dims, context 256) on the-verdict.txt" in r.stdout
     assert sorted(p.name for p in (tmp_path / "runs" / "pretrain").iterdir()) == [
         "config.json", "loss.png", "model.safetensors", "training_state.pt"]
+
+
+def test_generate_with_a_gpt2_folder(tmp_path):
+    "`llmfs generate --model` with a local Hugging Face GPT-2 folder (random weights: no download here)."
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+    torch.manual_seed(0)
+    GPT2LMHeadModel(GPT2Config(n_positions=64, n_embd=64, n_layer=2, n_head=4)).save_pretrained(tmp_path)
+    r = llmfs("generate", "--model", tmp_path, "--prompt", "Hello", "--max-new-tokens", 5, "--temperature", 0)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("Hello") and len(r.stdout.strip()) > len("Hello")
+    r = llmfs("generate", "--model", "gpt3", "--prompt", "Hello")
+    assert r.returncode == 2 and "neither a GPT-2 name" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    r = llmfs("generate", "--model", tmp_path, "--checkpoint", tmp_path, "--prompt", "Hello")
+    assert r.returncode == 2 and "not allowed with argument" in r.stderr
