@@ -8,7 +8,7 @@ Docs: https://llm-from-scratch.github.io/llm-from-scratch/pretrained_weights.htm
 __all__ = ['GPT2_MODELS', 'gpt2_config', 'download_gpt2', 'safetensors_header', 'mmap_safetensors', 'gpt2_state_dict',
            'tie_output_head', 'empty_gpt', 'load_weights_into_gpt', 'load_gpt2', 'export_to_hf']
 
-# %% ../nbs/04_pretrained_weights.ipynb #1c2aadd5
+# %% ../nbs/04_pretrained_weights.ipynb #80221e96
 import json
 import mmap
 import os
@@ -23,7 +23,7 @@ from .gpt_model import GPT_CONFIG_124M, GPTModel, check_config
 from .pretraining import CheckpointError
 from .text_data import atomic_path, atomic_write
 
-# %% ../nbs/04_pretrained_weights.ipynb #3daf1b73
+# %% ../nbs/04_pretrained_weights.ipynb #22481970
 GPT2_MODELS = {  # name -> (Hugging Face repository, the book's config name)
     "gpt2": ("openai-community/gpt2", "124M"),
     "gpt2-medium": ("openai-community/gpt2-medium", "355M"),
@@ -53,7 +53,7 @@ def download_gpt2(
     paths = [Path(hf_hub_download(repo, f, cache_dir=cache_dir)) for f in ("config.json", "model.safetensors")]
     return paths[0].parent
 
-# %% ../nbs/04_pretrained_weights.ipynb #d0860ff7
+# %% ../nbs/04_pretrained_weights.ipynb #6a3b4f3a
 _DTYPES = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
            "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8, "BOOL": torch.bool}
 
@@ -88,7 +88,7 @@ def mmap_safetensors(path:str|Path) -> dict[str, torch.Tensor]:
         out[name] = t.view(info["shape"])
     return out
 
-# %% ../nbs/04_pretrained_weights.ipynb #c20b19da
+# %% ../nbs/04_pretrained_weights.ipynb #bc77786e
 def _gpt2_shapes(cfg:dict) -> dict[str, tuple]:
     "The name and shape of every tensor in a GPT-2 (Hugging Face names, no prefix) of config `cfg`."
     d, v = cfg["emb_dim"], cfg["vocab_size"]
@@ -100,6 +100,14 @@ def _gpt2_shapes(cfg:dict) -> dict[str, tuple]:
                    f"h.{i}.mlp.c_fc.weight": (d, 4 * d), f"h.{i}.mlp.c_fc.bias": (4 * d,),
                    f"h.{i}.mlp.c_proj.weight": (4 * d, d), f"h.{i}.mlp.c_proj.bias": (d,)}
     return shapes
+
+_LAYER_MAP = [  # (GPTModel name in block i, GPT-2 name in layer i, whether the weight is transposed: Conv1D vs nn.Linear)
+    ("att.out_proj.weight", "attn.c_proj.weight", True), ("att.out_proj.bias", "attn.c_proj.bias", False),
+    ("ff.layers.0.weight", "mlp.c_fc.weight", True), ("ff.layers.0.bias", "mlp.c_fc.bias", False),
+    ("ff.layers.2.weight", "mlp.c_proj.weight", True), ("ff.layers.2.bias", "mlp.c_proj.bias", False),
+    ("norm1.scale", "ln_1.weight", False), ("norm1.shift", "ln_1.bias", False),
+    ("norm2.scale", "ln_2.weight", False), ("norm2.shift", "ln_2.bias", False),
+]   # plus c_attn, which holds the query, key and value projections side by side
 
 _IGNORED = re.compile(r"h\.\d+\.attn\.(bias|masked_bias)$")  # causal-mask buffers that some GPT-2 files carry
 
@@ -123,11 +131,8 @@ def gpt2_state_dict(hf_tensors:dict[str, torch.Tensor], cfg:dict, source:str="th
         qb, kb, vb = tensors[h + "attn.c_attn.bias"].split(d)
         for name, w, bias in (("W_query", q, qb), ("W_key", k, kb), ("W_value", v, vb)):
             sd[b + f"att.{name}.weight"], sd[b + f"att.{name}.bias"] = w.t(), bias   # .t(): nn.Linear's (out, in)
-        sd[b + "att.out_proj.weight"], sd[b + "att.out_proj.bias"] = tensors[h + "attn.c_proj.weight"].t(), tensors[h + "attn.c_proj.bias"]
-        sd[b + "ff.layers.0.weight"], sd[b + "ff.layers.0.bias"] = tensors[h + "mlp.c_fc.weight"].t(), tensors[h + "mlp.c_fc.bias"]
-        sd[b + "ff.layers.2.weight"], sd[b + "ff.layers.2.bias"] = tensors[h + "mlp.c_proj.weight"].t(), tensors[h + "mlp.c_proj.bias"]
-        sd[b + "norm1.scale"], sd[b + "norm1.shift"] = tensors[h + "ln_1.weight"], tensors[h + "ln_1.bias"]
-        sd[b + "norm2.scale"], sd[b + "norm2.shift"] = tensors[h + "ln_2.weight"], tensors[h + "ln_2.bias"]
+        for ours, theirs, transpose in _LAYER_MAP:
+            sd[b + ours] = tensors[h + theirs].t() if transpose else tensors[h + theirs]
     sd["final_norm.scale"], sd["final_norm.shift"] = tensors["ln_f.weight"], tensors["ln_f.bias"]
     sd["out_head.weight"] = tensors["wte.weight"]
     return sd
@@ -139,7 +144,7 @@ def tie_output_head(model:GPTModel) -> GPTModel:
     model.out_head = head
     return model
 
-# %% ../nbs/04_pretrained_weights.ipynb #e9e3440f
+# %% ../nbs/04_pretrained_weights.ipynb #db9e074e
 def empty_gpt(cfg:dict) -> GPTModel:
     "A GPTModel whose parameters take no memory yet (meta device), to be filled by `load_weights_into_gpt`."
     with torch.device("meta"): return GPTModel(cfg)
@@ -159,7 +164,7 @@ def load_weights_into_gpt(gpt:GPTModel, state_dict:dict[str, torch.Tensor], tie:
         if isinstance(m, MultiHeadAttention): m.mask = causal_mask(m.context_length, device=device)
     return gpt
 
-# %% ../nbs/04_pretrained_weights.ipynb #cc94ee62
+# %% ../nbs/04_pretrained_weights.ipynb #78926ebb
 _HEADS = {768: 12, 1024: 16, 1280: 20, 1600: 25}  # GPT-2's number of heads for each embedding size
 
 def _config_from_shapes(shapes:dict[str, tuple], wte:str, wpe:str, layer:str) -> dict:
@@ -198,7 +203,7 @@ def load_gpt2(
     model = load_weights_into_gpt(empty_gpt(cfg), gpt2_state_dict(tensors, cfg, str(path)))
     return model.to(device or "cpu").eval()
 
-# %% ../nbs/04_pretrained_weights.ipynb #5e7b16a0
+# %% ../nbs/04_pretrained_weights.ipynb #543f217f
 def export_to_hf(model:GPTModel, folder:str|Path) -> Path:
     "Write `model` as a Hugging Face GPT-2 folder (model.safetensors + config.json)."
     from safetensors.torch import save_file
@@ -212,11 +217,8 @@ def export_to_hf(model:GPTModel, folder:str|Path) -> Path:
         out[h + "attn.c_attn.weight"] = torch.cat([sd[b + f"att.{n}.weight"].t() for n in ("W_query", "W_key", "W_value")], dim=1)
         out[h + "attn.c_attn.bias"] = (torch.cat([sd[b + f"att.{n}.bias"] for n in ("W_query", "W_key", "W_value")])
                                       if cfg["qkv_bias"] else torch.zeros(3 * d))
-        out[h + "attn.c_proj.weight"], out[h + "attn.c_proj.bias"] = sd[b + "att.out_proj.weight"].t(), sd[b + "att.out_proj.bias"]
-        out[h + "mlp.c_fc.weight"], out[h + "mlp.c_fc.bias"] = sd[b + "ff.layers.0.weight"].t(), sd[b + "ff.layers.0.bias"]
-        out[h + "mlp.c_proj.weight"], out[h + "mlp.c_proj.bias"] = sd[b + "ff.layers.2.weight"].t(), sd[b + "ff.layers.2.bias"]
-        out[h + "ln_1.weight"], out[h + "ln_1.bias"] = sd[b + "norm1.scale"], sd[b + "norm1.shift"]
-        out[h + "ln_2.weight"], out[h + "ln_2.bias"] = sd[b + "norm2.scale"], sd[b + "norm2.shift"]
+        for ours, theirs, transpose in _LAYER_MAP:
+            out[h + theirs] = sd[b + ours].t() if transpose else sd[b + ours]
     out["transformer.ln_f.weight"], out["transformer.ln_f.bias"] = sd["final_norm.scale"], sd["final_norm.shift"]
     if not tied: out["lm_head.weight"] = sd["out_head.weight"]
     out = {k: v.contiguous() for k, v in out.items()}
