@@ -119,13 +119,13 @@ def _pretrain(args) -> int:
     try:
         state = train_model(model, train_loader, val_loader, optimizer, device, epochs, run["eval_freq"], run["eval_iter"],
                             start_context=args.sample_prompt, tokenizer=tokenizer, state=state, checkpoint_dir=out,
-                            should_stop=lambda s: stop["asked"], progress=True, log=tqdm.write)
-        _save_run(out, model, optimizer, state, run)
+                            should_stop=lambda s: stop["asked"], checkpoint_extra={"run": run}, progress=True, log=tqdm.write)
+        _save_loss_plot(out, state, run)
         print(f"Done: {state['epoch']} epochs, final train loss {state['train_losses'][-1]:.3f}, val loss "
               f"{state['val_losses'][-1]:.3f}" if state["train_losses"] else f"Done: {state['epoch']} epochs")
     except TrainingInterrupted as e:
         state = e.state
-        _save_run(out, model, optimizer, state, run)
+        _save_loss_plot(out, state, run)
         print(f"Interrupted at step {state['step']}: resume with  llmfs pretrain --resume {out} --epochs {epochs}", file=sys.stderr)
         status = 130
     except NonFiniteLossError as e:
@@ -136,9 +136,8 @@ def _pretrain(args) -> int:
     print(f"Checkpoint: {out}/ (model.safetensors, config.json, training_state.pt, loss.png)")
     return status
 
-def _save_run(out:Path, model, optimizer, state:dict, run:dict):
-    "Write the checkpoint with the run's settings, and the loss plot."
-    save_checkpoint(out, model, optimizer, state, extra={"run": run})
+def _save_loss_plot(out:Path, state:dict, run:dict):
+    "Write the run's loss plot, loss.png, beside its checkpoint."
     if state["train_losses"]:
         epochs_seen = [t / run["tokens_per_epoch"] for t in state["track_tokens_seen"]]
         fig = plot_losses(epochs_seen, state["track_tokens_seen"], state["train_losses"], state["val_losses"])

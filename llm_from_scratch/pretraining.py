@@ -105,6 +105,7 @@ def train_model(
     state:dict|None=None, # progress to continue from (a checkpoint's); None: start
     checkpoint_dir:str|Path|None=None, # save a checkpoint here after each epoch and when stopped
     should_stop=None, # callable(state) -> bool, asked after each step: stop (and checkpoint) when it says so
+    checkpoint_extra:dict|None=None, # more plain data saved with each checkpoint (e.g. the run's settings)
     progress:bool=False, # show a progress bar
     log=print, # where evaluation lines and samples go
 ) -> dict:
@@ -149,14 +150,14 @@ def train_model(
             if should_stop is not None and should_stop(state) and state["batch"] < len(train_loader):
                 bar.close()
                 state["rng"] = _rng_state()
-                if checkpoint_dir is not None: save_checkpoint(checkpoint_dir, model, optimizer, state)
+                if checkpoint_dir is not None: save_checkpoint(checkpoint_dir, model, optimizer, state, checkpoint_extra)
                 raise TrainingInterrupted(state)
         bar.close()
         state["epoch"], state["batch"] = epoch + 1, 0
         if start_context is not None and tokenizer is not None:
             generate_and_print_sample(model, tokenizer, device, start_context, log=log)
         state["rng"] = _rng_state()
-        if checkpoint_dir is not None: save_checkpoint(checkpoint_dir, model, optimizer, state)
+        if checkpoint_dir is not None: save_checkpoint(checkpoint_dir, model, optimizer, state, checkpoint_extra)
         if should_stop is not None and should_stop(state) and epoch + 1 < num_epochs: raise TrainingInterrupted(state)
     return state
 
