@@ -20,7 +20,7 @@ import torch.nn as nn
 
 from .attention import MultiHeadAttention, causal_mask
 from .gpt_model import GPT_CONFIG_124M, GPTModel, check_config
-from .pretraining import CheckpointError
+from .pretraining import CheckpointError, check_tensor_shapes, unshare
 from .text_data import atomic_path, atomic_write
 
 # %% ../nbs/04_pretrained_weights.ipynb #22481970
@@ -152,11 +152,7 @@ def empty_gpt(cfg:dict) -> GPTModel:
 def load_weights_into_gpt(gpt:GPTModel, state_dict:dict[str, torch.Tensor], tie:bool=True) -> GPTModel:
     "Make the tensors of a book-style `state_dict` `gpt`'s parameters (no copy), tying the output head if `tie`."
     if tie: tie_output_head(gpt)
-    expected = {k: tuple(v.shape) for k, v in gpt.state_dict().items()}
-    for name, shape in expected.items():
-        if name not in state_dict: raise CheckpointError(f"The weights lack {name!r} (shape {shape})")
-        if tuple(state_dict[name].shape) != shape:
-            raise CheckpointError(f"{name!r} has shape {tuple(state_dict[name].shape)}, the model needs {shape}")
+    check_tensor_shapes(gpt, state_dict, "the state dict")
     gpt.load_state_dict(state_dict, strict=True, assign=True)
     if tie: gpt.out_head.weight = gpt.tok_emb.weight   # assign=True gave the head a parameter of its own
     device = gpt.tok_emb.weight.device
@@ -221,11 +217,7 @@ def export_to_hf(model:GPTModel, folder:str|Path) -> Path:
             out[h + theirs] = sd[b + ours].t() if transpose else sd[b + ours]
     out["transformer.ln_f.weight"], out["transformer.ln_f.bias"] = sd["final_norm.scale"], sd["final_norm.shift"]
     if not tied: out["lm_head.weight"] = sd["out_head.weight"]
-    out = {k: v.contiguous() for k, v in out.items()}
-    seen = set()
-    for k, v in out.items():   # safetensors stores each tensor separately
-        if v.data_ptr() in seen: out[k] = v.clone()
-        seen.add(out[k].data_ptr())
+    out = unshare({k: v.contiguous() for k, v in out.items()})
     hf_config = {"architectures": ["GPT2LMHeadModel"], "model_type": "gpt2", "vocab_size": cfg["vocab_size"],
                  "n_positions": cfg["context_length"], "n_ctx": cfg["context_length"], "n_embd": d, "n_layer": cfg["n_layers"],
                  "n_head": cfg["n_heads"], "n_inner": None, "activation_function": "gelu_new", "layer_norm_epsilon": 1e-5,

@@ -8,8 +8,8 @@ Docs: https://llm-from-scratch.github.io/llm-from-scratch/pretraining.html.md"""
 __all__ = ['WEIGHTS_FILE', 'CONFIG_FILE', 'STATE_FILE', 'text_to_token_ids', 'token_ids_to_text', 'calc_loss_batch',
            'calc_loss_loader', 'evaluate_model', 'generate_and_print_sample', 'NonFiniteLossError',
            'TrainingInterrupted', 'new_train_state', 'train_model', 'train_model_simple', 'adamw', 'plot_losses',
-           'generate_stream', 'generate', 'CheckpointError', 'clean_state_dict', 'save_checkpoint', 'load_config',
-           'load_weights', 'load_model', 'load_training_state']
+           'generate_stream', 'generate', 'CheckpointError', 'unshare', 'clean_state_dict', 'save_checkpoint',
+           'load_config', 'check_tensor_shapes', 'load_weights', 'load_model', 'load_training_state']
 
 # %% ../nbs/03_pretraining.ipynb #8bc2763d
 import json
@@ -231,15 +231,17 @@ WEIGHTS_FILE, CONFIG_FILE, STATE_FILE = "model.safetensors", "config.json", "tra
 class CheckpointError(ValueError):
     "A checkpoint is missing, corrupt, or does not fit the model: the message names the file and the tensor."
 
+def unshare(tensors:dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    "The same tensors, cloning any that shares memory with an earlier one (safetensors stores each tensor on its own)."
+    out, seen = {}, set()
+    for name, t in tensors.items():
+        out[name] = t.clone() if t.data_ptr() in seen else t
+        seen.add(out[name].data_ptr())
+    return out
+
 def clean_state_dict(model:nn.Module) -> dict[str, torch.Tensor]:
     "The model's tensors on the CPU, contiguous, named without `torch.compile`'s `_orig_mod.` prefix, none sharing memory."
-    out, seen = {}, set()
-    for name, t in model.state_dict().items():
-        t = t.detach().to("cpu").contiguous()
-        if t.data_ptr() in seen: t = t.clone()  # tied weights: safetensors stores each tensor on its own
-        seen.add(t.data_ptr())
-        out[name.replace("_orig_mod.", "")] = t
-    return out
+    return unshare({name.replace("_orig_mod.", ""): t.detach().to("cpu").contiguous() for name, t in model.state_dict().items()})
 
 def save_checkpoint(
     ckpt_dir:str|Path, # the folder (created if needed)
@@ -266,6 +268,14 @@ def load_config(ckpt_dir:str|Path) -> dict:
     try: return check_config(json.loads(path.read_text(encoding="utf-8")))
     except (json.JSONDecodeError, ValueError) as e: raise CheckpointError(f"{path} is not a valid model config: {e}") from None
 
+def check_tensor_shapes(model:nn.Module, tensors:dict[str, torch.Tensor], source:str):
+    "Raise a CheckpointError naming the first of `model`'s tensors that `tensors` lacks or has in another shape."
+    for name, t in model.state_dict().items():   # in the model's order, so the first problem is reported
+        shape = tuple(t.shape)
+        if name not in tensors: raise CheckpointError(f"{source} lacks the tensor {name!r} (shape {shape})")
+        if tuple(tensors[name].shape) != shape:
+            raise CheckpointError(f"{source}: tensor {name!r} has shape {tuple(tensors[name].shape)}, the model needs {shape}")
+
 def load_weights(model:nn.Module, path:str|Path):
     "Load a safetensors file into `model`, checking every tensor's name and shape first."
     from safetensors import SafetensorError
@@ -274,13 +284,9 @@ def load_weights(model:nn.Module, path:str|Path):
     if not path.is_file(): raise CheckpointError(f"{path} does not exist")
     try: tensors = load_file(str(path))
     except (SafetensorError, OSError) as e: raise CheckpointError(f"{path} is corrupt or truncated: {e}") from None
-    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    for name, shape in expected.items():   # in the model's order, so the first problem is reported
-        if name not in tensors: raise CheckpointError(f"{path} lacks the tensor {name!r} (shape {shape})")
-        if tuple(tensors[name].shape) != shape:
-            raise CheckpointError(f"{path}: tensor {name!r} has shape {tuple(tensors[name].shape)}, the model needs {shape}")
-    for name in tensors:
-        if name not in expected: raise CheckpointError(f"{path} has the tensor {name!r}, which the model does not have")
+    check_tensor_shapes(model, tensors, str(path))
+    if extra := sorted(tensors.keys() - model.state_dict().keys()):
+        raise CheckpointError(f"{path} has the tensor {extra[0]!r}, which the model does not have")
     model.load_state_dict(tensors, strict=True)
 
 def load_model(ckpt_dir:str|Path, device=None) -> GPTModel:
