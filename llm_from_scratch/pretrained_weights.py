@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from .attention import MultiHeadAttention, causal_mask
+from .attention import FastLinear, MultiHeadAttention, causal_mask
 from .gpt_model import GPT_CONFIG_124M, GPTModel, check_config
 from .pretraining import CheckpointError, check_tensor_shapes, unshare
 from .text_data import atomic_path, atomic_write
@@ -139,7 +139,7 @@ def gpt2_state_dict(hf_tensors:dict[str, torch.Tensor], cfg:dict, source:str="th
 
 def tie_output_head(model:GPTModel) -> GPTModel:
     "Make the output head use the token embedding matrix (GPT-2's weight tying)."
-    head = nn.Linear(model.cfg["emb_dim"], model.cfg["vocab_size"], bias=False, device="meta")
+    head = FastLinear(model.cfg["emb_dim"], model.cfg["vocab_size"], bias=False, device="meta")
     head.weight = model.tok_emb.weight
     model.out_head = head
     return model
