@@ -81,10 +81,11 @@ def linear(x:torch.Tensor, # (..., in_features)
            transposed:bool=False, # `weight` holds W.T, (in_features, out_features)
           ) -> torch.Tensor: # (..., out_features)
     "`F.linear`'s x @ W.T + b; float32 on a CPU goes through oneDNN, forward and backward."
-    if (_onednn_linear_on and x.device.type == "cpu" and x.dtype == weight.dtype == torch.float32
-            and (bias is None or bias.dtype == torch.float32) and x.numel() > 0 and _dense(weight)
+    if (_onednn_linear_on and x.device.type == weight.device.type == "cpu" and x.dtype == weight.dtype == torch.float32
+            and (bias is None or bias.dtype == torch.float32) and x.numel() > 0 and weight.dim() == 2 and _dense(weight)
             and not _autocast_on_cpu() and not torch.compiler.is_compiling() and onednn_linear_available()):
-        if torch.is_grad_enabled(): return _OneDNNLinear.apply(x, weight, bias, transposed)
+        if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (x, weight, bias)):
+            return _OneDNNLinear.apply(x, weight, bias, transposed)
         y = _onednn_mm(_rows(x), weight.t() if transposed else weight, bias)  # no gradients: no autograd bookkeeping
         return y.view(*x.shape[:-1], y.shape[-1])
     return F.linear(x, weight.t() if transposed else weight, bias)
