@@ -26,7 +26,9 @@ def onednn_linear_available() -> bool:
         if not torch.backends.mkldnn.is_available(): return False
         g = torch.Generator().manual_seed(0)
         x, w, b = torch.randn(5, 7, generator=g), torch.randn(3, 7, generator=g), torch.randn(3, generator=g)
-        return torch.allclose(_onednn_mm(x, w, b), F.linear(x, w, b), atol=1e-5)
+        xt, wt = x.t().contiguous().t(), w.t().contiguous().t()  # the same matrices, stored transposed (as in backward)
+        return (torch.allclose(_onednn_mm(x, w, b), F.linear(x, w, b), atol=1e-5)
+                and torch.allclose(_onednn_mm(xt, wt), F.linear(x, w), atol=1e-5))
     except Exception: return False  # an older or a different build: F.linear does the work
 
 def set_onednn_linear(enabled:bool) -> bool:
