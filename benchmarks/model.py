@@ -8,7 +8,7 @@
    `GPT2LMHeadModel.generate(use_cache=True, do_sample=False)`, and ours with the cache but without oneDNN:
    median of `--gen-repeats` runs.
 
-    python benchmarks/model.py [--device cpu|cuda] [--steps 5] [--gen-repeats 3] [--new-tokens 200]
+    python benchmarks/model.py [--device cpu|cuda] [--steps 5] [--gen-repeats 5] [--new-tokens 200]
 """
 import argparse
 import contextlib
@@ -127,6 +127,6 @@ if __name__ == "__main__":
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--steps", type=int, default=5, help="timed training steps per model")
     p.add_argument("--seq-len", type=int, default=256, help="tokens per sequence in the training step")
-    p.add_argument("--gen-repeats", type=int, default=3, help="timed generations per generator")
+    p.add_argument("--gen-repeats", type=int, default=5, help="timed generations per generator")
     p.add_argument("--new-tokens", type=int, default=200, help="tokens to generate")
     main(p.parse_args())
