@@ -146,10 +146,10 @@ def _save_loss_plot(out:Path, state:dict, run:dict):
 # %% ../nbs/10_cli.ipynb #ebe64d2d
 def _generate(args) -> int:
     "The `llmfs generate` command: print the prompt, then its continuation token by token."
+    if not args.prompt: raise CLIError("--prompt is empty: give some text to continue")
     device = get_device(None if args.device == "auto" else args.device)
     model = load_model(args.checkpoint, device) if args.checkpoint else load_gpt2(args.model, device)
     tokenizer = get_tokenizer()
-    if not args.prompt: raise CLIError("--prompt is empty: give some text to continue")
     if args.seed is not None: torch.manual_seed(args.seed)
     idx = text_to_token_ids(args.prompt, tokenizer).to(device)
     ctx = model.cfg["context_length"]

@@ -193,10 +193,10 @@ class MultiHeadAttention(nn.Module):
         mask = self.mask[start:start + num_tokens, :start + num_tokens]  # (num_tokens, start + num_tokens), True = hidden
         dropout_active = self.training and self.dropout.p > 0
         if self.attn_impl == "sdpa" or (self.attn_impl == "auto" and not dropout_active):
-            if start == 0: ctx = F.scaled_dot_product_attention(queries, keys, values, is_causal=True,
-                                                                dropout_p=self.dropout.p if dropout_active else 0.0)
-            else: ctx = F.scaled_dot_product_attention(queries, keys, values, attn_mask=None if num_tokens == 1 else ~mask,
-                                                       dropout_p=self.dropout.p if dropout_active else 0.0)
+            # no cache: the plain causal mask; one new token: it sees everything cached; else: the mask's slice
+            ctx = F.scaled_dot_product_attention(queries, keys, values, is_causal=start == 0,
+                                                 attn_mask=None if start == 0 or num_tokens == 1 else ~mask,
+                                                 dropout_p=self.dropout.p if dropout_active else 0.0)
         else:
             attn_scores = queries @ keys.transpose(2, 3)  # (b, num_heads, num_tokens, start + num_tokens)
             attn_scores = attn_scores.masked_fill(mask, -torch.inf)

@@ -153,7 +153,7 @@ class NextTokenLogits:
 
     @torch.no_grad()
     def __call__(self, idx:torch.Tensor) -> torch.Tensor: # (b, n) token IDs -> (b, vocab_size) logits
-        if idx.shape[-1] == 0: raise ValueError("The prompt is empty: give at least one token")
+        if idx.dim() != 2 or idx.shape[1] == 0: raise ValueError(f"The prompt must be a (batch, num_tokens) tensor with at least one token, got shape {tuple(idx.shape)}")
         if not self.use_cache: return self._model(idx[:, -self.context_size:])
         n = idx.shape[1]
         if n > self.context_size or n < self.n_cached:   # window slid (or a new sequence): recompute it
@@ -171,8 +171,7 @@ def generate_text_simple(
     use_cache:bool=False, # reuse keys/values between steps (faster; same tokens)
 ) -> torch.Tensor: # (batch, num_tokens + max_new_tokens)
     "Greedy decoding: append the most likely next token, `max_new_tokens` times."
-    if idx.dim() != 2 or idx.shape[1] == 0: raise ValueError(f"The prompt must be a (batch, num_tokens) tensor with at least one token, got shape {tuple(idx.shape)}")
-    next_logits = NextTokenLogits(model, context_size, use_cache)
+    next_logits = NextTokenLogits(model, context_size, use_cache)  # each call checks the prompt
     for _ in range(max_new_tokens):
         idx_next = next_logits(idx).argmax(dim=-1, keepdim=True)  # (batch, 1)
         idx = torch.cat((idx, idx_next), dim=1)

@@ -111,16 +111,13 @@ _LAYER_MAP = [  # (GPTModel name in block i, GPT-2 name in layer i, whether the 
 
 _IGNORED = re.compile(r"h\.\d+\.attn\.(bias|masked_bias)$")  # causal-mask buffers that some GPT-2 files carry
 
-def gpt2_state_dict(hf_tensors:dict[str, torch.Tensor], cfg:dict, source:str="the weights") -> dict[str, torch.Tensor]:
+def gpt2_state_dict(hf_tensors:dict[str, torch.Tensor], cfg:dict, source:str="the GPT-2 checkpoint") -> dict[str, torch.Tensor]:
     "Map GPT-2 tensors (Hugging Face names) to GPTModel's state dict (the book's names), checking every name and shape."
     tensors = {k.removeprefix("transformer."): t for k, t in hf_tensors.items() if not _IGNORED.search(k)}
     head = tensors.pop("lm_head.weight", None)
     expected = _gpt2_shapes(cfg)
-    for name, shape in expected.items():
-        if name not in tensors: raise CheckpointError(f"{source} lack the tensor {name!r} (expected shape {shape})")
-        if tuple(tensors[name].shape) != shape:
-            raise CheckpointError(f"{source}: tensor {name!r} has shape {tuple(tensors[name].shape)}, expected {shape}")
-    if extra := sorted(set(tensors) - set(expected)): raise CheckpointError(f"{source} have unexpected tensors: {extra[:5]}")
+    check_tensor_shapes(expected, tensors, source)
+    if extra := sorted(set(tensors) - set(expected)): raise CheckpointError(f"{source} has unexpected tensors: {extra[:5]}")
     if head is not None and not torch.equal(head, tensors["wte.weight"]):
         raise CheckpointError(f"{source}: lm_head.weight differs from wte.weight, but GPT-2 ties them")
     d, sd = cfg["emb_dim"], {}

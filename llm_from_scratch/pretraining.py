@@ -202,7 +202,6 @@ def generate_stream(
     use_cache:bool|None=None, # reuse the KV cache (default: yes for a GPTModel)
 ):
     "Yield each new token (a (batch, 1) tensor) as it is generated."
-    if idx.dim() != 2 or idx.shape[1] == 0: raise ValueError(f"The prompt must be a (batch, num_tokens) tensor with at least one token, got shape {tuple(idx.shape)}")
     if temperature < 0: raise ValueError(f"temperature must be >= 0, not {temperature}")
     if top_k is not None and top_k < 1: raise ValueError(f"top_k must be at least 1, not {top_k}")
     next_logits = NextTokenLogits(model, context_size, isinstance(model, GPTModel) if use_cache is None else use_cache)
@@ -268,10 +267,11 @@ def load_config(ckpt_dir:str|Path) -> dict:
     try: return check_config(json.loads(path.read_text(encoding="utf-8")))
     except (json.JSONDecodeError, ValueError) as e: raise CheckpointError(f"{path} is not a valid model config: {e}") from None
 
-def check_tensor_shapes(model:nn.Module, tensors:dict[str, torch.Tensor], source:str):
-    "Raise a CheckpointError naming the first of `model`'s tensors that `tensors` lacks or has in another shape."
-    for name, t in model.state_dict().items():   # in the model's order, so the first problem is reported
-        shape = tuple(t.shape)
+def check_tensor_shapes(expected:nn.Module|dict, tensors:dict[str, torch.Tensor], source:str):
+    "Raise a CheckpointError naming the first tensor of `expected` (a model, or names -> shapes) that `tensors` lacks or has in another shape."
+    if isinstance(expected, nn.Module): expected = {name: t.shape for name, t in expected.state_dict().items()}
+    for name, shape in expected.items():   # in the model's order, so the first problem is reported
+        shape = tuple(shape)
         if name not in tensors: raise CheckpointError(f"{source} lacks the tensor {name!r} (shape {shape})")
         if tuple(tensors[name].shape) != shape:
             raise CheckpointError(f"{source}: tensor {name!r} has shape {tuple(tensors[name].shape)}, the model needs {shape}")
