@@ -1,17 +1,18 @@
 """GPTModel against transformers' GPT2LMHeadModel, side by side in one process, 124M config, random weights.
 
-1. One training step (forward, cross-entropy, backward) at batch 2 x 256 tokens, dropout 0 in both:
-   median of `--steps` steps after a warm-up. Ours runs twice: as shipped (on a CPU its linear layers go through
-   oneDNN, see notebook 01) and with `set_onednn_linear(False)` (plain `F.linear`, as transformers uses), so the
-   table shows where the difference comes from.
-2. Greedy generation of 200 new tokens from a 10-token prompt: ours with the KV cache, ours without it, and
-   `GPT2LMHeadModel.generate(use_cache=True, do_sample=False)`, and ours with the cache but without oneDNN:
+Three models with the same weights: the book's GPTModel as chapter 4 builds it (`nn.Linear`, PyTorch's default CPU
+matrix library), the same model as `llmfs` runs it (`use_fast_linear`, notebook 07: oneDNN linear layers where
+measured faster on this CPU, else unchanged), and `transformers`' GPT2LMHeadModel.
+
+1. One training step (forward, cross-entropy, backward) at batch 2 x 256 tokens, dropout 0 in all:
+   median of `--steps` steps after a warm-up, the models taking turns.
+2. Greedy generation of 200 new tokens from a 10-token prompt: `generate_text_simple` (the book's loop, no cache),
+   `generate_text_simple_cached` (KV cache) for both of our models, and `GPT2LMHeadModel.generate(use_cache=True)`:
    median of `--gen-repeats` runs.
 
     python benchmarks/model.py [--device cpu|cuda] [--steps 5] [--gen-repeats 5] [--new-tokens 200]
 """
 import argparse
-import contextlib
 import platform
 import statistics
 import sys
@@ -24,8 +25,16 @@ sys.path = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).re
 import torch
 import torch.nn.functional as F
 
-from llm_from_scratch.attention import set_onednn_linear
-from llm_from_scratch.gpt_model import GPT_CONFIG_124M, GPTModel, generate_text_simple
+from llm_from_scratch.gpt_model import GPT_CONFIG_124M, GPTModel, generate_text_simple, generate_text_simple_cached
+from llm_from_scratch.training_at_scale import FastLinear, fast_linear_speedup, use_fast_linear
+
+
+def cpu_name() -> str:
+    "The processor's model name and family, from /proc/cpuinfo where there is one."
+    try:
+        info = dict(line.split(":", 1) for line in Path("/proc/cpuinfo").read_text().splitlines() if ":" in line)
+        return f"{info['model name'].strip()}, CPU family {info['cpu family'].strip()}, model {info['model'].strip()}"
+    except (OSError, KeyError): return platform.processor() or platform.machine()
 
 
 def hf_model(cfg, device):
@@ -44,82 +53,77 @@ def timed(fn, device):
     return time.perf_counter() - t, out
 
 
-@contextlib.contextmanager
-def onednn_linear(enabled):
-    "Linear layers through oneDNN (our default on a CPU) or not, for the duration of the block."
-    previous = set_onednn_linear(enabled)
-    try: yield
-    finally: set_onednn_linear(previous)
-
-
-def plain_linear(fn):
-    with onednn_linear(False): return fn()
-
-
-def train_step(model, inputs, targets, logits_of, onednn=True):
-    with onednn_linear(onednn):
-        model.zero_grad(set_to_none=True)
-        logits = logits_of(model, inputs)
-        loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten())
-        loss.backward()
-        return loss.item()
+def train_step(model, inputs, targets, logits_of):
+    model.zero_grad(set_to_none=True)
+    logits = logits_of(model, inputs)
+    loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten())
+    loss.backward()
+    return loss.item()
 
 
 def main(args):
     device = torch.device(args.device)
     cfg = {**GPT_CONFIG_124M, "drop_rate": 0.0}
     torch.manual_seed(123)
-    ours = GPTModel(cfg).to(device)
+    book = GPTModel(cfg).to(device)
+    llmfs = GPTModel(cfg).to(device)
+    llmfs.load_state_dict(book.state_dict())
+    if device.type == "cpu": use_fast_linear(llmfs)   # what llmfs does on a CPU
+    fast = type(llmfs.out_head) is FastLinear
     theirs = hf_model(cfg, device)
-    print(f"torch {torch.__version__}, {device} ({torch.cuda.get_device_name() if device.type == 'cuda' else platform.processor() or platform.machine()}), "
-          f"{torch.get_num_threads()} threads\n")
+    name = torch.cuda.get_device_name() if device.type == "cuda" else cpu_name()
+    print(f"torch {torch.__version__}, {device}: {name}, {torch.get_num_threads()} threads")
+    if device.type == "cpu":
+        print(f"oneDNN vs MKL on a 512x768x3072 product here: {fast_linear_speedup():.2f}x, so use_fast_linear "
+              f"{'swapped the layers' if fast else 'left the model unchanged'}\n")
 
     # 1. training step
-    ours.train(); theirs.train()
+    for m in (book, llmfs, theirs): m.train()
     g = torch.Generator().manual_seed(0)
     data = torch.randint(0, cfg["vocab_size"], (2, args.seq_len + 1), generator=g).to(device)
     inputs, targets = data[:, :-1], data[:, 1:]
-    runs = {"ours (GPTModel)": (ours, lambda m, x: m(x), True),
-            "ours, set_onednn_linear(False)": (ours, lambda m, x: m(x), False),
-            "transformers GPT2LMHeadModel": (theirs, lambda m, x: m(x).logits, True)}
-    losses = {name: train_step(model, inputs, targets, logits_of, onednn) for name, (model, logits_of, onednn) in runs.items()}  # warm-up
+    plain = lambda m, x: m(x)
+    runs = {"book GPTModel (nn.Linear)": (book, plain), "llmfs GPTModel (use_fast_linear)": (llmfs, plain),
+            "transformers GPT2LMHeadModel": (theirs, lambda m, x: m(x).logits)}
+    losses = {name: train_step(model, inputs, targets, logits_of) for name, (model, logits_of) in runs.items()}  # warm-up
     times = {name: [] for name in runs}
     for _ in range(args.steps):   # interleaved, so that all see the same machine load
-        for name, (model, logits_of, onednn) in runs.items():
-            times[name].append(timed(lambda: train_step(model, inputs, targets, logits_of, onednn), device)[0])
+        for name, (model, logits_of) in runs.items():
+            times[name].append(timed(lambda: train_step(model, inputs, targets, logits_of), device)[0])
     ref = statistics.median(times["transformers GPT2LMHeadModel"])
     print(f"Training step, batch 2 x {args.seq_len} tokens (median of {args.steps} after a warm-up)")
-    print(f"{'model':<32} {'loss':>8} {'s/step':>8} {'tokens/s':>9} {'speed-up vs transformers':>25}")
+    print(f"{'model':<34} {'loss':>8} {'s/step':>8} {'tokens/s':>9} {'vs transformers':>16}")
     for name, ts in times.items():
         m = statistics.median(ts)
-        print(f"{name:<32} {losses[name]:>8.4f} {m:>8.3f} {2 * args.seq_len / m:>9.0f} {ref / m:>24.2f}x")
+        print(f"{name:<34} {losses[name]:>8.4f} {m:>8.3f} {2 * args.seq_len / m:>9.0f} {ref / m:>15.2f}x")
 
     # 2. generation
-    ours.eval(); theirs.eval()
+    for m in (book, llmfs, theirs): m.eval()
     prompt = torch.randint(0, cfg["vocab_size"], (1, 10), generator=g).to(device)
-    n = args.new_tokens
+    n, ctx = args.new_tokens, cfg["context_length"]
     gens = {
-        "ours, KV cache": lambda: generate_text_simple(ours, prompt, n, cfg["context_length"], use_cache=True),
-        "ours, no cache": lambda: generate_text_simple(ours, prompt, n, cfg["context_length"], use_cache=False),
-        "ours, KV cache, set_onednn_linear(False)": lambda: plain_linear(
-            lambda: generate_text_simple(ours, prompt, n, cfg["context_length"], use_cache=True)),
+        "book, generate_text_simple (no cache)": lambda: generate_text_simple(book, prompt, n, ctx),
+        "book, generate_text_simple_cached": lambda: generate_text_simple_cached(book, prompt, n),
+        "llmfs, generate_text_simple (no cache)": lambda: generate_text_simple(llmfs, prompt, n, ctx),
+        "llmfs, generate_text_simple_cached": lambda: generate_text_simple_cached(llmfs, prompt, n),
         "transformers generate(use_cache=True)": lambda: theirs.generate(prompt, attention_mask=torch.ones_like(prompt),
             max_new_tokens=n, min_new_tokens=n, do_sample=False, use_cache=True, pad_token_id=0),
     }
     with torch.no_grad():
-        for fn in gens.values(): fn()  # warm-up; the tokens are compared below
-        outs = {name: fn() for name, fn in gens.items()}
+        outs = {name: fn() for name, fn in gens.items()}  # warm-up; the tokens are compared below
         gtimes = {name: [] for name in gens}
         for _ in range(args.gen_repeats):
             for name, fn in gens.items(): gtimes[name].append(timed(fn, device)[0])
-    same = all(torch.equal(outs["ours, KV cache"], out) for name, out in outs.items() if name.startswith("ours"))
+    ours = [out for name, out in outs.items() if not name.startswith("transformers")]
+    same = all(torch.equal(ours[0], out) for out in ours)
     print(f"\nGreedy generation of {n} tokens from a 10-token prompt (median of {args.gen_repeats} after a warm-up); "
           f"all of ours give the same tokens: {same}")
-    base, hf = statistics.median(gtimes["ours, no cache"]), statistics.median(gtimes["transformers generate(use_cache=True)"])
-    print(f"{'generator':<42} {'s':>7} {'tokens/s':>9} {'vs ours no cache':>17} {'vs transformers':>16}")
+    hf = statistics.median(gtimes["transformers generate(use_cache=True)"])
+    print(f"{'generator':<42} {'s':>7} {'tokens/s':>9} {'vs same model, no cache':>24} {'vs transformers':>16}")
     for name, ts in gtimes.items():
         m = statistics.median(ts)
-        print(f"{name:<42} {m:>7.2f} {n / m:>9.1f} {base / m:>16.2f}x {hf / m:>15.2f}x")
+        nocache = statistics.median(gtimes[name.replace("_cached", " (no cache)")]) if name.endswith("_cached") else m
+        print(f"{name:<42} {m:>7.2f} {n / m:>9.1f} {nocache / m:>23.2f}x {hf / m:>15.2f}x")
 
 
 if __name__ == "__main__":

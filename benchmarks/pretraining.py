@@ -1,7 +1,8 @@
 """Pretraining speed: the book's setup (GPT-2 124M, context 256, batch 2, AdamW 4e-4, dropout 0.1, The Verdict),
 our GPTModel against transformers' GPT2LMHeadModel of the same config, side by side in one process.
 
-Each model trains for `--steps` steps (one epoch of The Verdict is 9 steps) after one warm-up step, all runs taking
+Three models: the book's GPTModel (`nn.Linear`), the same as `llmfs pretrain` runs it (`use_fast_linear`, notebook
+07: oneDNN linear layers where measured faster on this CPU) and transformers' GPT2LMHeadModel. Each trains for `--steps` steps (one epoch of The Verdict is 9 steps) after one warm-up step, all runs taking
 turns step by step so that they see the same machine load. Two optimizers: torch's default AdamW (the book's) and
 fused AdamW (one pass over the weights; what `llmfs pretrain` uses). Prints the median seconds per step, tokens per
 second and the seconds one epoch takes at that rate.
@@ -9,6 +10,7 @@ second and the seconds one epoch takes at that rate.
     python benchmarks/pretraining.py [--steps 9] [--device cpu]
 """
 import argparse
+import re
 import statistics
 import sys
 import time
@@ -20,8 +22,9 @@ sys.path = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).re
 import torch
 
 from llm_from_scratch.gpt_model import GPT_CONFIG_124M, GPTModel
-from llm_from_scratch.pretraining import calc_loss_batch
-from llm_from_scratch.text_data import create_dataloader_v1, download, get_device
+from llm_from_scratch.pretraining import calc_loss_batch, get_device
+from llm_from_scratch.text_data import create_dataloader_v1, download
+from llm_from_scratch.training_at_scale import use_fast_linear
 
 
 class HFLogits(torch.nn.Module):
@@ -45,7 +48,10 @@ def main(args):
     runs = {}
     for fused in (False, True):
         torch.manual_seed(123)
-        for name, m in {"ours (GPTModel)": GPTModel(cfg), "transformers GPT2LMHeadModel": HFLogits(cfg)}.items():
+        models = {"book GPTModel": GPTModel(cfg), "llmfs GPTModel": GPTModel(cfg), "transformers GPT2LMHeadModel": HFLogits(cfg)}
+        models["llmfs GPTModel"].load_state_dict(models["book GPTModel"].state_dict())
+        if device.type == "cpu": use_fast_linear(models["llmfs GPTModel"])
+        for name, m in models.items():
             m.to(device).train()
             runs[f"{name}, {'fused' if fused else 'default'} AdamW"] = (m, torch.optim.AdamW(m.parameters(), lr=4e-4, weight_decay=0.1, fused=fused))
 
@@ -71,7 +77,7 @@ def main(args):
     print(f"{'model, optimizer':<50} {'params':>8} {'s/step':>7} {'tokens/s':>9} {'s/epoch':>8} {'vs transformers, same optimizer':>32}")
     for name, ts in times.items():
         m = statistics.median(ts)
-        ref = statistics.median(times[name.replace("ours (GPTModel)", "transformers GPT2LMHeadModel")])
+        ref = statistics.median(times[re.sub(r"^(book|llmfs) GPTModel", "transformers GPT2LMHeadModel", name)])
         print(f"{name:<50} {n_params[name] / 1e6:>7.1f}M {m:>7.3f} {tokens / m:>9.0f} {m * len(loader):>8.1f} {ref / m:>31.2f}x")
 
 

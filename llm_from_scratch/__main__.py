@@ -22,10 +22,11 @@ import torch
 from .gpt_model import GPT_CONFIGS, GPTModel
 from .pretrained_weights import load_gpt2
 from .pretraining import (CheckpointError, NonFiniteLossError, TrainingInterrupted, WEIGHTS_FILE, adamw,
-    generate_stream, load_config, load_model, load_training_state, load_weights, plot_losses, save_checkpoint,
-    text_to_token_ids, train_model)
-from llm_from_scratch.text_data import (DataFile, DownloadError, atomic_path, create_dataloader_v1, download, get_device,
+    generate_stream, load_config, load_model, load_training_state, load_weights, plot_losses,
+    get_device, text_to_token_ids, train_model)
+from llm_from_scratch.text_data import (DataFile, DownloadError, atomic_path, create_dataloader_v1, download,
     get_tokenizer)
+from .training_at_scale import use_fast_linear
 
 # %% ../nbs/10_cli.ipynb #00aac48d
 class CLIError(Exception):
@@ -51,9 +52,14 @@ def read_texts(sources:list[str]|None) -> tuple[str, list[str]]:
     return "<|endoftext|>".join(texts), list(sources)
 
 # %% ../nbs/10_cli.ipynb #e502825e
+def _device(name:str) -> torch.device:
+    "The --device argument as a torch.device, or a CLIError saying why it cannot be used here."
+    try: return get_device(None if name == "auto" else name)
+    except ValueError as e: raise CLIError(f"--device {name}: {e}") from None
+
 def _pretrain(args) -> int:
     "The `llmfs pretrain` command."
-    device = get_device(None if args.device == "auto" else args.device)
+    device = _device(args.device)
     out = Path(args.out or args.resume or "runs/pretrain")
     if args.resume:
         cfg, saved = load_config(args.resume), load_training_state(args.resume)
@@ -94,6 +100,7 @@ def _pretrain(args) -> int:
                        f"validation) is too short for --context-length {ctx} and --batch-size {bs}: {e}") from None
     torch.manual_seed(run["seed"])
     model = GPTModel(cfg).to(device)
+    if device.type == "cpu" and args.fast_linear: use_fast_linear(model)  # where measured faster on this CPU
     optimizer = adamw(model, lr=run["lr"], weight_decay=0.1)
     state = None
     if args.resume:
@@ -147,8 +154,16 @@ def _save_loss_plot(out:Path, state:dict, run:dict):
 def _generate(args) -> int:
     "The `llmfs generate` command: print the prompt, then its continuation token by token."
     if not args.prompt: raise CLIError("--prompt is empty: give some text to continue")
-    device = get_device(None if args.device == "auto" else args.device)
-    model = load_model(args.checkpoint, device) if args.checkpoint else load_gpt2(args.model, device)
+    device = _device(args.device)
+    if args.max_new_tokens < 0: raise CLIError(f"--max-new-tokens must be at least 0, not {args.max_new_tokens}")
+    if not 0 <= args.temperature < float("inf"): raise CLIError(f"--temperature must be a finite number >= 0, not {args.temperature}")
+    if args.top_k is not None and args.top_k < 1: raise CLIError(f"--top-k must be at least 1, not {args.top_k}")
+    if args.checkpoint: model = load_model(args.checkpoint, device)
+    else:
+        try: model = load_gpt2(args.model, device)
+        except CheckpointError: raise
+        except ValueError as e: raise CLIError(f"--model {args.model}: {e}") from None
+    if device.type == "cpu" and args.fast_linear: use_fast_linear(model)
     tokenizer = get_tokenizer()
     if args.seed is not None: torch.manual_seed(args.seed)
     idx = text_to_token_ids(args.prompt, tokenizer).to(device)
@@ -181,6 +196,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, help="AdamW learning rate (default: 2e-3 for tiny and small, the book's 4e-4 "
                    "for the GPT-2 sizes; weight decay 0.1)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
+    p.add_argument("--no-fast-linear", dest="fast_linear", action="store_false",
+                   help="on a CPU, keep PyTorch's own linear layers (default: oneDNN's where measured faster)")
     p.add_argument("--out", metavar="DIR", help="checkpoint folder (default: runs/pretrain, or the --resume folder)")
     p.add_argument("--resume", metavar="DIR", help="continue the run saved in DIR (its settings are reused)")
     p.add_argument("--seed", type=int, help="random seed (default: 123)")
@@ -201,6 +218,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--top-k", type=int, default=50, help="sample among the K most likely tokens (default: 50)")
     g.add_argument("--seed", type=int, help="random seed, for reproducible samples")
     g.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
+    g.add_argument("--no-fast-linear", dest="fast_linear", action="store_false",
+                   help="on a CPU, keep PyTorch's own linear layers (default: oneDNN's where measured faster)")
     g.set_defaults(func=_generate)
     return parser
 
@@ -208,7 +227,7 @@ def main(argv:list[str]|None=None) -> int:
     "Run `llmfs` with `argv` (default: the command line); returns the exit status."
     args = build_parser().parse_args(argv)
     try: return args.func(args)
-    except (CLIError, CheckpointError, DownloadError, ValueError) as e:
+    except (CLIError, CheckpointError, DownloadError) as e:   # expected problems; a bug keeps its traceback
         if os.environ.get("LLMFS_DEBUG"): raise
         msg = " ".join(str(e).split())   # one line
         print(f"llmfs: error: {msg}", file=sys.stderr)

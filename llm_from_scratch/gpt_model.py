@@ -7,16 +7,16 @@ Docs: https://llm-from-scratch.github.io/llm-from-scratch/gpt_model.html.md"""
 # %% auto #0
 __all__ = ['GPT_CONFIG_124M', 'GPT_CONFIG_355M', 'GPT_CONFIG_774M', 'GPT_CONFIG_1558M', 'GPT_CONFIG_TINY', 'GPT_CONFIG_SMALL',
            'GPT_CONFIGS', 'check_config', 'LayerNorm', 'GELU', 'FeedForward', 'TransformerBlock', 'GPTModel',
-           'NextTokenLogits', 'generate_text_simple', 'flops_per_token']
+           'load_book_state_dict', 'check_token_ids', 'generate_text_simple', 'KVCache', 'NextTokenLogits',
+           'generate_text_simple_cached', 'flops_per_token']
 
 # %% ../nbs/02_gpt_model.ipynb #0d428eef
-import math
-
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from fastcore.basics import patch
 
-from .attention import MultiHeadAttention, TransposedLinear
+from .attention import MultiHeadAttention
 
 # %% ../nbs/02_gpt_model.ipynb #17dfdae1
 GPT_CONFIG_124M = {
@@ -69,109 +69,190 @@ class FeedForward(nn.Module):
     "Position-wise feed-forward network: Linear(emb_dim, 4 emb_dim), GELU, Linear(4 emb_dim, emb_dim)."
     def __init__(self, cfg:dict):
         super().__init__()
-        self.layers = nn.Sequential(TransposedLinear(cfg["emb_dim"], 4 * cfg["emb_dim"]), GELU(),
-                                    TransposedLinear(4 * cfg["emb_dim"], cfg["emb_dim"]))
+        self.layers = nn.Sequential(
+            nn.Linear(cfg["emb_dim"], 4 * cfg["emb_dim"]),  # expand
+            GELU(),
+            nn.Linear(4 * cfg["emb_dim"], cfg["emb_dim"]),  # project back
+        )
 
-    def forward(self, x): return self.layers(x)
+    def forward(self, x:torch.Tensor) -> torch.Tensor:
+        "(b, num_tokens, emb_dim) -> (b, num_tokens, emb_dim), each position on its own."
+        return self.layers(x)
 
 # %% ../nbs/02_gpt_model.ipynb #cd37d68a
 class TransformerBlock(nn.Module):
     "Pre-LayerNorm transformer block: x + drop(att(norm1(x))), then x + drop(ff(norm2(x)))."
-    def __init__(self, cfg:dict, attn_impl:str="auto"):
+    def __init__(self, cfg:dict):
         super().__init__()
         self.att = MultiHeadAttention(d_in=cfg["emb_dim"], d_out=cfg["emb_dim"], context_length=cfg["context_length"],
-                                      num_heads=cfg["n_heads"], dropout=cfg["drop_rate"], qkv_bias=cfg["qkv_bias"], attn_impl=attn_impl)
+                                      num_heads=cfg["n_heads"], dropout=cfg["drop_rate"], qkv_bias=cfg["qkv_bias"])
         self.ff = FeedForward(cfg)
         self.norm1 = LayerNorm(cfg["emb_dim"])
         self.norm2 = LayerNorm(cfg["emb_dim"])
         self.drop_shortcut = nn.Dropout(cfg["drop_rate"])
 
-    def forward(self, x, use_cache:bool=False):
-        x = x + self.drop_shortcut(self.att(self.norm1(x), use_cache=use_cache))
-        return x + self.drop_shortcut(self.ff(self.norm2(x)))
+    def forward(self, x:torch.Tensor) -> torch.Tensor:
+        "(b, num_tokens, emb_dim) -> (b, num_tokens, emb_dim)."
+        shortcut = x  # shortcut connection around the attention
+        x = self.norm1(x)
+        x = self.att(x)
+        x = self.drop_shortcut(x)
+        x = x + shortcut
+        shortcut = x  # shortcut connection around the feed-forward network
+        x = self.norm2(x)
+        x = self.ff(x)
+        x = self.drop_shortcut(x)
+        return x + shortcut
 
 # %% ../nbs/02_gpt_model.ipynb #d19e026d
 class GPTModel(nn.Module):
     "GPT-2 architecture: embeddings, `n_layers` transformer blocks, final LayerNorm, linear output head."
-    def __init__(self, cfg:dict, attn_impl:str="auto"):
+    def __init__(self, cfg:dict):
         super().__init__()
-        self.cfg = check_config(dict(cfg))
+        self.cfg = check_config(dict(cfg))  # beyond the book: checked, and kept for saving
         self.tok_emb = nn.Embedding(cfg["vocab_size"], cfg["emb_dim"])
         self.pos_emb = nn.Embedding(cfg["context_length"], cfg["emb_dim"])
         self.drop_emb = nn.Dropout(cfg["drop_rate"])
-        self.trf_blocks = nn.ModuleList([TransformerBlock(cfg, attn_impl) for _ in range(cfg["n_layers"])])
+        self.trf_blocks = nn.Sequential(*[TransformerBlock(cfg) for _ in range(cfg["n_layers"])])
         self.final_norm = LayerNorm(cfg["emb_dim"])
-        self.out_head = TransposedLinear(cfg["emb_dim"], cfg["vocab_size"], bias=False)
-        self.current_pos = 0  # tokens held in the KV cache
+        self.out_head = nn.Linear(cfg["emb_dim"], cfg["vocab_size"], bias=False)
 
-    def reset_kv_cache(self):
-        "Empty every block's key/value cache."
-        for blk in self.trf_blocks: blk.att.reset_cache()
-        self.current_pos = 0
+    def forward(self, in_idx:torch.Tensor) -> torch.Tensor:
+        "Logits (batch, num_tokens, vocab_size) for the token IDs `in_idx` (batch, num_tokens)."
+        batch_size, seq_len = in_idx.shape
+        if not 0 < seq_len <= self.pos_emb.num_embeddings:  # beyond the book: a shape check (no host sync)
+            raise ValueError(f"The input has {seq_len} tokens; this model takes 1 to {self.pos_emb.num_embeddings} "
+                             f"(its context_length): crop longer inputs to their last tokens")
+        tok_embeds = self.tok_emb(in_idx)  # (batch, seq_len, emb_dim)
+        pos_embeds = self.pos_emb(torch.arange(seq_len, device=in_idx.device))  # (seq_len, emb_dim)
+        x = tok_embeds + pos_embeds  # broadcast over the batch
+        x = self.drop_emb(x)
+        x = self.trf_blocks(x)
+        x = self.final_norm(x)
+        return self.out_head(x)  # (batch, seq_len, vocab_size)
 
-    def forward(self,
-                in_idx:torch.Tensor, # (batch, num_tokens) token IDs
-                use_cache:bool=False, # continue after the tokens already in the KV cache
-                last_only:bool=False, # compute logits for the last position only
-               ) -> torch.Tensor:    # (batch, num_tokens or 1, vocab_size) logits
-        if in_idx.dim() != 2: raise ValueError(f"Expected token IDs of shape (batch, num_tokens), got {tuple(in_idx.shape)}")
-        b, num_tokens = in_idx.shape
-        if num_tokens == 0: raise ValueError("The input has no tokens: give at least one token ID")
-        lo, hi = int(in_idx.min()), int(in_idx.max())
-        if lo < 0 or hi >= self.cfg["vocab_size"]:
-            bad = lo if lo < 0 else hi
-            raise ValueError(f"Token ID {bad} is outside the vocabulary: IDs must be in 0..{self.cfg['vocab_size'] - 1}")
-        start = self.current_pos if use_cache else 0
-        if start + num_tokens > self.cfg["context_length"]:
-            raise ValueError(f"{start + num_tokens} tokens ({start} cached + {num_tokens} new) exceed context_length = "
-                             f"{self.cfg['context_length']}: crop the input to its last {self.cfg['context_length']} tokens")
-        pos = torch.arange(start, start + num_tokens, device=in_idx.device)
-        x = self.drop_emb(self.tok_emb(in_idx) + self.pos_emb(pos))  # (b, num_tokens, emb_dim)
-        for blk in self.trf_blocks: x = blk(x, use_cache=use_cache)
-        if use_cache: self.current_pos = start + num_tokens
-        if last_only: x = x[:, -1:]
-        return self.out_head(self.final_norm(x))
+# %% ../nbs/02_gpt_model.ipynb #72ba20d8
+def load_book_state_dict(
+    model:GPTModel, # a model of the same config
+    state_dict:dict, # saved by the book's code: `torch.load("model.pth", weights_only=True)`
+):
+    "Load a state dict saved by the book's code (with its `.att.mask` buffers) into `model`; every weight must match."
+    masks = {k for k in state_dict if k.endswith(".att.mask")}
+    n = model.cfg["context_length"]
+    for k in masks:
+        if tuple(state_dict[k].shape) != (n, n):
+            raise ValueError(f"{k} has shape {tuple(state_dict[k].shape)}: it was saved with another context_length than this model's {n}")
+    return model.load_state_dict({k: v for k, v in state_dict.items() if k not in masks}, strict=True)
+
+# %% ../nbs/02_gpt_model.ipynb #9857e8c6
+def check_token_ids(idx:torch.Tensor, vocab_size:int) -> torch.Tensor:
+    "Return `idx` if every token ID is in `0..vocab_size-1`, else raise a ValueError naming the first bad one."
+    if idx.numel() and not (0 <= int(idx.min()) and int(idx.max()) < vocab_size):
+        bad = int(idx.min()) if int(idx.min()) < 0 else int(idx.max())
+        raise ValueError(f"Token ID {bad} is outside the vocabulary: IDs must be in 0..{vocab_size - 1}")
+    return idx
 
 # %% ../nbs/02_gpt_model.ipynb #494071a0
+def generate_text_simple(
+    model:nn.Module, # the model, in eval mode
+    idx:torch.Tensor, # (batch, num_tokens) prompt token IDs
+    max_new_tokens:int, # tokens to append
+    context_size:int, # the most tokens the model sees at once
+) -> torch.Tensor: # (batch, num_tokens + max_new_tokens)
+    "Greedy decoding: append the most likely next token, `max_new_tokens` times."
+    for _ in range(max_new_tokens):
+        idx_cond = idx[:, -context_size:]  # crop to the supported context
+        with torch.no_grad():
+            logits = model(idx_cond)  # (batch, n_tokens, vocab_size)
+        logits = logits[:, -1, :]  # the last position predicts the next token: (batch, vocab_size)
+        probas = torch.softmax(logits, dim=-1)
+        idx_next = torch.argmax(probas, dim=-1, keepdim=True)  # (batch, 1)
+        idx = torch.cat((idx, idx_next), dim=1)  # (batch, n_tokens + 1)
+    return idx
+
+# %% ../nbs/02_gpt_model.ipynb #e4a65dde
+class KVCache:
+    "Each transformer block's keys and values for the tokens processed so far, and how many tokens that is."
+    def __init__(self, n_layers:int):
+        self.keys, self.values = [None] * n_layers, [None] * n_layers  # each (b, num_heads, context_length, head_dim)
+        self.pos = 0  # tokens cached
+
+@patch
+def forward_cached(self:MultiHeadAttention,
+                   x:torch.Tensor, # (b, num_tokens, d_in): the tokens after the `cache.pos` cached ones
+                   cache:KVCache, # read and extended in place
+                   layer:int, # this block's slot in `cache`
+                  ) -> torch.Tensor: # (b, num_tokens, d_out)
+    "`forward` for new tokens that also attend to the cached ones; stores their keys and values in `cache`."
+    b, num_tokens, _ = x.shape
+    start, end = cache.pos, cache.pos + num_tokens
+    queries, keys_new, values_new = (proj(x).view(b, num_tokens, self.num_heads, self.head_dim).transpose(1, 2)
+                                     for proj in (self.W_query, self.W_key, self.W_value))  # (b, num_heads, num_tokens, head_dim)
+    if cache.keys[layer] is None:  # room for the whole context, allocated once
+        shape = (b, self.num_heads, self.mask.shape[0], self.head_dim)
+        cache.keys[layer], cache.values[layer] = keys_new.new_empty(shape), values_new.new_empty(shape)
+    cache.keys[layer][:, :, start:end], cache.values[layer][:, :, start:end] = keys_new, values_new
+    keys, values = cache.keys[layer][:, :, :end], cache.values[layer][:, :, :end]  # (b, num_heads, end, head_dim)
+    # a first call is plain causal attention; one new token sees every cached one; else the mask's rows start..end
+    mask = None if start == 0 or num_tokens == 1 else self.mask[start:end, :end] == 0
+    context_vec = F.scaled_dot_product_attention(queries, keys, values, attn_mask=mask, is_causal=start == 0 and num_tokens > 1)
+    return self.out_proj(context_vec.transpose(1, 2).reshape(b, num_tokens, self.d_out))  # (b, num_tokens, d_out)
+
+# %% ../nbs/02_gpt_model.ipynb #e16bae40
+@patch
+def forward_cached(self:TransformerBlock, x:torch.Tensor, cache:KVCache, layer:int) -> torch.Tensor:  # noqa: F811 (fastcore's @patch)
+    "`forward`, with the attention reading and extending `cache`."
+    x = x + self.drop_shortcut(self.att.forward_cached(self.norm1(x), cache, layer))
+    return x + self.drop_shortcut(self.ff(self.norm2(x)))
+
+@patch
+def forward_cached(self:GPTModel,  # noqa: F811 (@patch adds it to GPTModel)
+                   in_idx:torch.Tensor, # (batch, num_tokens): the tokens after the `cache.pos` cached ones
+                   cache:KVCache, # read and extended in place
+                  ) -> torch.Tensor: # (batch, num_tokens, vocab_size)
+    "`forward` for tokens that continue those in `cache`, which then holds theirs too."
+    batch_size, seq_len = in_idx.shape
+    start, end = cache.pos, cache.pos + seq_len
+    if not (0 < seq_len and end <= self.pos_emb.num_embeddings):
+        raise ValueError(f"{end} tokens ({start} cached + {seq_len} new) exceed context_length = {self.pos_emb.num_embeddings}")
+    x = self.drop_emb(self.tok_emb(in_idx) + self.pos_emb(torch.arange(start, end, device=in_idx.device)))
+    for layer, block in enumerate(self.trf_blocks): x = block.forward_cached(x, cache, layer)
+    cache.pos = end
+    return self.out_head(self.final_norm(x))
+
+# %% ../nbs/02_gpt_model.ipynb #38934233
 class NextTokenLogits:
-    "Callable giving the logits of the token after `idx`, step by step, optionally reusing a GPTModel's KV cache."
+    "Callable giving the logits of the token after `idx`, step by step, with a KV cache for a GPTModel if asked."
     def __init__(self,
                  model:nn.Module, # a GPTModel (or any module mapping (b, n) IDs to (b, n, vocab) logits, without cache)
                  context_size:int, # the most tokens the model sees; longer inputs are cropped to the last ones
-                 use_cache:bool=False, # reuse cached keys/values between steps (GPTModel only)
+                 use_cache:bool=False, # keep keys/values between steps (GPTModel only)
                 ):
         if use_cache and not isinstance(model, GPTModel): raise TypeError("use_cache=True needs a GPTModel")
         if isinstance(model, GPTModel) and context_size > model.cfg["context_length"]:
             raise ValueError(f"context_size = {context_size} is larger than the model's context_length = {model.cfg['context_length']}")
         self.model, self.context_size, self.use_cache = model, context_size, use_cache
-        self.n_cached = 0  # tokens of the current sequence in the cache
-        if use_cache: model.reset_kv_cache()
-
-    def _model(self, idx, use_cache=False):
-        if isinstance(self.model, GPTModel): return self.model(idx, use_cache=use_cache, last_only=True)[:, -1]
-        return self.model(idx)[:, -1]
+        self.cache, self.checked = None, False
 
     @torch.no_grad()
     def __call__(self, idx:torch.Tensor) -> torch.Tensor: # (b, n) token IDs -> (b, vocab_size) logits
         if idx.dim() != 2 or idx.shape[1] == 0: raise ValueError(f"The prompt must be a (batch, num_tokens) tensor with at least one token, got shape {tuple(idx.shape)}")
-        if not self.use_cache: return self._model(idx[:, -self.context_size:])
-        n = idx.shape[1]
-        if n > self.context_size or n < self.n_cached:   # window slid (or a new sequence): recompute it
-            self.model.reset_kv_cache(); self.n_cached = 0
-            idx = idx[:, -self.context_size:]; n = idx.shape[1]
-        logits = self._model(idx[:, self.n_cached:], use_cache=True)
-        self.n_cached = n
-        return logits
+        if not self.checked and isinstance(self.model, GPTModel): check_token_ids(idx, self.model.cfg["vocab_size"])
+        self.checked = True
+        if not self.use_cache: return self.model(idx[:, -self.context_size:])[:, -1]
+        if self.cache is None or idx.shape[1] > self.context_size or idx.shape[1] < self.cache.pos:
+            self.cache = KVCache(len(self.model.trf_blocks))  # a new sequence, or the window slid: recompute it
+            idx = idx[:, -self.context_size:]
+        return self.model.forward_cached(idx[:, self.cache.pos:], self.cache)[:, -1]
 
-def generate_text_simple(
-    model:nn.Module, # the model, usually in eval mode
+def generate_text_simple_cached(
+    model:GPTModel, # the model, in eval mode
     idx:torch.Tensor, # (batch, num_tokens) prompt token IDs
     max_new_tokens:int, # tokens to append
-    context_size:int, # the most tokens the model sees at once
-    use_cache:bool=False, # reuse keys/values between steps (faster; same tokens)
+    context_size:int|None=None, # the most tokens the model sees at once (default: its context_length)
 ) -> torch.Tensor: # (batch, num_tokens + max_new_tokens)
-    "Greedy decoding: append the most likely next token, `max_new_tokens` times."
-    next_logits = NextTokenLogits(model, context_size, use_cache)  # each call checks the prompt
+    "`generate_text_simple` with a KV cache: the same tokens, computing only the new token at each step."
+    next_logits = NextTokenLogits(model, context_size or model.cfg["context_length"], use_cache=True)
     for _ in range(max_new_tokens):
         idx_next = next_logits(idx).argmax(dim=-1, keepdim=True)  # (batch, 1)
         idx = torch.cat((idx, idx_next), dim=1)

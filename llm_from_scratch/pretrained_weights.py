@@ -11,15 +11,14 @@ __all__ = ['GPT2_MODELS', 'gpt2_config', 'download_gpt2', 'safetensors_header', 
 # %% ../nbs/04_pretrained_weights.ipynb #80221e96
 import json
 import mmap
-import os
 import re
 from pathlib import Path
 
 import torch
 import torch.nn as nn
 
-from .attention import FastLinear, MultiHeadAttention, causal_mask
-from .gpt_model import GPT_CONFIG_124M, GPTModel, check_config
+from .attention import MultiHeadAttention
+from .gpt_model import GPTModel, check_config
 from .pretraining import CheckpointError, check_tensor_shapes, unshare
 from .text_data import atomic_path, atomic_write
 
@@ -136,7 +135,7 @@ def gpt2_state_dict(hf_tensors:dict[str, torch.Tensor], cfg:dict, source:str="th
 
 def tie_output_head(model:GPTModel) -> GPTModel:
     "Make the output head use the token embedding matrix (GPT-2's weight tying)."
-    head = FastLinear(model.cfg["emb_dim"], model.cfg["vocab_size"], bias=False, device="meta")
+    head = nn.Linear(model.cfg["emb_dim"], model.cfg["vocab_size"], bias=False, device="meta")
     head.weight = model.tok_emb.weight
     model.out_head = head
     return model
@@ -152,9 +151,9 @@ def load_weights_into_gpt(gpt:GPTModel, state_dict:dict[str, torch.Tensor], tie:
     check_tensor_shapes(gpt, state_dict, "the state dict")
     gpt.load_state_dict(state_dict, strict=True, assign=True)
     if tie: gpt.out_head.weight = gpt.tok_emb.weight   # assign=True gave the head a parameter of its own
-    device = gpt.tok_emb.weight.device
-    for m in gpt.modules():
-        if isinstance(m, MultiHeadAttention): m.mask = causal_mask(m.context_length, device=device)
+    n, device = gpt.cfg["context_length"], gpt.tok_emb.weight.device
+    for m in gpt.modules():   # the masks are not in the state dict: build them where the weights are
+        if isinstance(m, MultiHeadAttention): m.mask = torch.triu(torch.ones(n, n, device=device), diagonal=1)
     return gpt
 
 # %% ../nbs/04_pretrained_weights.ipynb #78926ebb
@@ -184,6 +183,7 @@ def load_gpt2(
         tensors = mmap_safetensors(weights)
     elif path.suffix in (".pth", ".pt"):
         sd = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        sd = {k: v for k, v in sd.items() if not k.endswith(".att.mask")}  # the book's files carry the causal masks
         if cfg is None:
             cfg = _config_from_shapes({k: tuple(v.shape) for k, v in sd.items()}, "tok_emb.weight", "pos_emb.weight", r"trf_blocks\.(\d+)\.")
             cfg["qkv_bias"] = "trf_blocks.0.att.W_query.bias" in sd

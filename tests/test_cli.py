@@ -1,10 +1,8 @@
 "End-to-end tests of the `llmfs` command line, each command a separate process, offline, on the tiny config."
-import os
 import shutil
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 from safetensors.torch import load_file
@@ -62,15 +60,30 @@ def test_ctrl_c_writes_a_checkpoint_that_resumes_exactly(full_run, tmp_path):
     assert_same_weights(tmp_path, full_run[0])
 
 
+def greedy_continuation(model, prompt, n):
+    "What `llmfs generate --temperature 0` should print after the prompt: the library's greedy tokens, decoded."
+    from llm_from_scratch.pretraining import generate, text_to_token_ids
+    from llm_from_scratch.text_data import get_tokenizer
+    tok = get_tokenizer()
+    idx = text_to_token_ids(prompt, tok)
+    ids = generate(model, idx, n, model.cfg["context_length"], eos_id=tok.eot_token)
+    return tok.decode(ids[0, idx.shape[1]:].tolist())
+
+
 def test_generate_streams_the_continuation(full_run):
-    out = full_run[0]
-    r = llmfs("generate", "--checkpoint", out, "--prompt", "Every effort moves you", "--max-new-tokens", 10, "--seed", 1)
+    from llm_from_scratch.pretraining import load_model
+    out, prompt = full_run[0], "Every effort moves you"
+    greedy = llmfs("generate", "--checkpoint", out, "--prompt", prompt, "--max-new-tokens", 10, "--temperature", 0, "--no-fast-linear")
+    assert greedy.returncode == 0, greedy.stderr
+    expected = greedy_continuation(load_model(out), prompt, 10)
+    assert len(expected) > 10
+    assert greedy.stdout == prompt + expected + "\n"
+    r = llmfs("generate", "--checkpoint", out, "--prompt", prompt, "--max-new-tokens", 10, "--seed", 1)
     assert r.returncode == 0, r.stderr
-    assert r.stdout.startswith("Every effort moves you") and len(r.stdout) > len("Every effort moves you") + 10
-    again = llmfs("generate", "--checkpoint", out, "--prompt", "Every effort moves you", "--max-new-tokens", 10, "--seed", 1)
+    again = llmfs("generate", "--checkpoint", out, "--prompt", prompt, "--max-new-tokens", 10, "--seed", 1)
+    other = llmfs("generate", "--checkpoint", out, "--prompt", prompt, "--max-new-tokens", 10, "--seed", 2)
     assert again.stdout == r.stdout  # seeded sampling is reproducible
-    greedy = llmfs("generate", "--checkpoint", out, "--prompt", "Every", "--max-new-tokens", 5, "--temperature", 0)
-    assert greedy.returncode == 0 and greedy.stdout.startswith("Every")
+    assert other.stdout != r.stdout  # ... and depends on the seed
 
 
 @pytest.mark.parametrize("args, message", [
@@ -119,9 +132,10 @@ def test_generate_with_a_gpt2_folder(tmp_path):
     from transformers import GPT2Config, GPT2LMHeadModel
     torch.manual_seed(0)
     GPT2LMHeadModel(GPT2Config(n_positions=64, n_embd=64, n_layer=2, n_head=4)).save_pretrained(tmp_path)
-    r = llmfs("generate", "--model", tmp_path, "--prompt", "Hello", "--max-new-tokens", 5, "--temperature", 0)
+    r = llmfs("generate", "--model", tmp_path, "--prompt", "Hello", "--max-new-tokens", 5, "--temperature", 0, "--no-fast-linear")
     assert r.returncode == 0, r.stderr
-    assert r.stdout.startswith("Hello") and len(r.stdout.strip()) > len("Hello")
+    from llm_from_scratch.pretrained_weights import load_gpt2
+    assert r.stdout == "Hello" + greedy_continuation(load_gpt2(tmp_path), "Hello", 5) + "\n"
     r = llmfs("generate", "--model", "gpt3", "--prompt", "Hello")
     assert r.returncode == 2 and "neither a GPT-2 name" in r.stderr and len(r.stderr.strip().splitlines()) == 1
     r = llmfs("generate", "--model", tmp_path, "--checkpoint", tmp_path, "--prompt", "Hello")

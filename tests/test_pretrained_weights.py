@@ -3,7 +3,7 @@ import pytest
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel
 
-from llm_from_scratch.gpt_model import generate_text_simple
+from llm_from_scratch.gpt_model import generate_text_simple, generate_text_simple_cached
 from llm_from_scratch.pretrained_weights import export_to_hf, load_gpt2
 
 
@@ -35,7 +35,7 @@ def test_greedy_generation_matches_transformers(gpt2_124m):
         theirs = hf.generate(prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=30, min_new_tokens=30,
                              do_sample=False, pad_token_id=50256)
     assert torch.equal(generate_text_simple(ours, prompt, 30, 1024), theirs)
-    assert torch.equal(generate_text_simple(ours, prompt, 30, 1024, use_cache=True), theirs)
+    assert torch.equal(generate_text_simple_cached(ours, prompt, 30, 1024), theirs)
 
 
 def test_round_trip_is_exact(gpt2_124m, tmp_path):
