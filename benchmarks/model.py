@@ -13,7 +13,6 @@ measured faster on this CPU, else unchanged), and `transformers`' GPT2LMHeadMode
     python benchmarks/model.py [--device cpu|cuda] [--steps 5] [--gen-repeats 5] [--new-tokens 200]
 """
 import argparse
-import platform
 import statistics
 import sys
 import time
@@ -26,15 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from llm_from_scratch.gpt_model import GPT_CONFIG_124M, GPTModel, generate_text_simple, generate_text_simple_cached
-from llm_from_scratch.training_at_scale import FastLinear, fast_linear_speedup, use_fast_linear
-
-
-def cpu_name() -> str:
-    "The processor's model name and family, from /proc/cpuinfo where there is one."
-    try:
-        info = dict(line.split(":", 1) for line in Path("/proc/cpuinfo").read_text().splitlines() if ":" in line)
-        return f"{info['model name'].strip()}, CPU family {info['cpu family'].strip()}, model {info['model'].strip()}"
-    except (OSError, KeyError): return platform.processor() or platform.machine()
+from llm_from_scratch.training_at_scale import FastLinear, cpu_name, fast_linear_speedup, use_fast_linear
 
 
 def hf_model(cfg, device):

@@ -24,7 +24,7 @@ import torch
 from llm_from_scratch.gpt_model import GPT_CONFIG_124M, GPTModel
 from llm_from_scratch.pretraining import calc_loss_batch, get_device
 from llm_from_scratch.text_data import create_dataloader_v1, download
-from llm_from_scratch.training_at_scale import use_fast_linear
+from llm_from_scratch.training_at_scale import cpu_name, use_fast_linear
 
 
 class HFLogits(torch.nn.Module):
@@ -72,7 +72,8 @@ def main(args):
             if i > 0: times[name].append(time.perf_counter() - t)  # step 0 is the warm-up
     n_params = {name: sum(p.numel() for p in m.parameters()) for name, (m, _) in runs.items()}
     tokens = batches[0][0].numel()
-    print(f"torch {torch.__version__} on {device}, {torch.get_num_threads()} threads; {args.steps} timed steps of "
+    name = torch.cuda.get_device_name() if device.type == "cuda" else cpu_name()
+    print(f"torch {torch.__version__} on {device} ({name}), {torch.get_num_threads()} threads; {args.steps} timed steps of "
           f"{tokens} tokens after a warm-up; an epoch of The Verdict is {len(loader)} steps\n")
     print(f"{'model, optimizer':<50} {'params':>8} {'s/step':>7} {'tokens/s':>9} {'s/epoch':>8} {'vs transformers, same optimizer':>32}")
     for name, ts in times.items():

@@ -10,9 +10,11 @@ __all__ = ['CLIError', 'read_texts', 'build_parser', 'main']
 # %% ../nbs/10_cli.ipynb #39673891
 import argparse
 import hashlib
+import math
 import os
 import signal
 import sys
+import tempfile
 import threading
 from pathlib import Path
 from urllib.parse import urlparse
@@ -21,7 +23,7 @@ import torch
 
 from .gpt_model import GPT_CONFIGS, GPTModel
 from .pretrained_weights import load_gpt2
-from .pretraining import (CheckpointError, NonFiniteLossError, TrainingInterrupted, WEIGHTS_FILE, adamw,
+from .pretraining import (CONFIG_FILE, MANIFEST_FILE, STATE_FILE, CheckpointError, NonFiniteLossError, TrainingInterrupted, WEIGHTS_FILE, adamw,
     generate_stream, load_config, load_model, load_training_state, load_weights, plot_losses,
     get_device, text_to_token_ids, train_model)
 from llm_from_scratch.text_data import (DataFile, DownloadError, atomic_path, create_dataloader_v1, download,
@@ -36,14 +38,22 @@ class _Parser(argparse.ArgumentParser):
     "An argument parser whose errors are one line."
     def error(self, message): self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
-def read_texts(sources:list[str]|None) -> tuple[str, list[str]]:
+def read_texts(
+    sources:list[str]|None, # files and URLs; None: The Verdict
+    offline:bool=False, # URLs only from the cache, never the network (a resumed run's recorded sources)
+) -> tuple[str, list[str]]:
     "The training text from files and URLs (joined by <|endoftext|>), and a description of each source."
     if not sources: return download("the-verdict.txt").read_text(encoding="utf-8"), ["the-verdict.txt"]
     texts = []
     for src in sources:
         if urlparse(src).scheme in ("http", "https", "file"):
             name = Path(urlparse(src).path).name or "download.txt"
-            path = download(DataFile(f"user/{hashlib.sha256(src.encode()).hexdigest()[:12]}/{name}", (src,)))
+            file = DataFile(f"user/{hashlib.sha256(src.encode()).hexdigest()[:12]}/{name}", () if offline else (src,))
+            try: path = download(file, progress=not offline)
+            except DownloadError:
+                if not offline: raise
+                raise CLIError(f"the run was trained on {src}, which is not in this machine's cache: "
+                               "give the same text with --data FILE") from None
         else:
             path = Path(src).expanduser()
             if not path.is_file(): raise CLIError(f"--data {src}: no such file")
@@ -57,40 +67,79 @@ def _device(name:str) -> torch.device:
     try: return get_device(None if name == "auto" else name)
     except ValueError as e: raise CLIError(f"--device {name}: {e}") from None
 
-def _pretrain(args) -> int:
-    "The `llmfs pretrain` command."
-    device = _device(args.device)
-    out = Path(args.out or args.resume or "runs/pretrain")
+def _check_pretrain_args(args):
+    "Check the ranges of `llmfs pretrain`'s numbers, and which options go together, before anything is loaded."
+    if args.resume and args.config is not None:
+        raise CLIError("--config cannot be used with --resume: a resumed run keeps the model it started with")
+    if args.resume and args.overwrite: raise CLIError("--overwrite cannot be used with --resume")
+    for name in ("epochs", "batch_size", "context_length", "eval_freq", "eval_iter"):
+        value = getattr(args, name)
+        if value is not None and value < 1: raise CLIError(f"--{name.replace('_', '-')} must be at least 1, not {value}")
+    if args.lr is not None and not 0 < args.lr < math.inf: raise CLIError(f"--lr must be a positive number, not {args.lr}")
+
+def _check_out(out:Path, continuing:bool, overwrite:bool):
+    "Refuse an --out that cannot be written, or that holds a run a new one would replace (without --overwrite)."
+    if out.exists() and not out.is_dir(): raise CLIError(f"--out {out} is a file, not a folder")
+    if not continuing and (out/CONFIG_FILE).exists() and not overwrite:
+        raise CLIError(f"{out} already holds a checkpoint: continue that run with  llmfs pretrain --resume {out}, "
+                       "or replace it with --overwrite (or choose another --out)")
+    probe = out
+    while not probe.exists(): probe = probe.parent
+    try:
+        with tempfile.TemporaryFile(dir=probe): pass
+    except OSError as e: raise CLIError(f"cannot write into {out}: {probe} is not a writable folder ({e.strerror})") from None
+
+# %% ../nbs/10_cli.ipynb #76e247ef
+def _run_settings(args) -> tuple[dict, dict, dict|None]:
+    "The model config, the run's settings and (resuming) the saved training state."
     if args.resume:
         cfg, saved = load_config(args.resume), load_training_state(args.resume)
         run = saved.get("run")
         if not run: raise CLIError(f"{args.resume} was not written by llmfs pretrain: it has no run settings")
-        for key in ("data", "batch_size", "lr", "seed"):
+        missing = [k for k in ("optimizer", "state") if not saved.get(k)]
+        missing += [f"state.{k}" for k in ("epoch", "batch", "step", "rng", "epoch_rng") if k not in (saved.get("state") or {})]
+        if missing: raise CheckpointError(f"{Path(args.resume)/STATE_FILE} lacks {', '.join(missing)}: it cannot be resumed")
+        for key in ("batch_size", "lr", "seed"):
             given = getattr(args, key)
             if given is not None and given != run[key]: raise CLIError(f"--{key.replace('_', '-')} {given} differs from the resumed run's {run[key]}")
         if args.context_length is not None and args.context_length != cfg["context_length"]:
             raise CLIError(f"--context-length {args.context_length} differs from the checkpoint's {cfg['context_length']}")
-        epochs = args.epochs if args.epochs is not None else run["epochs"]
-    else:
-        cfg = dict(GPT_CONFIGS[args.config])
-        ctx = args.context_length if args.context_length is not None else min(256, cfg["context_length"])
-        if not 1 <= ctx <= cfg["context_length"]:
-            raise CLIError(f"--context-length {ctx} is larger than the {args.config} model's context length of {cfg['context_length']}" if ctx > 1 else f"--context-length must be positive, not {ctx}")
-        cfg["context_length"] = ctx
-        run = {"config": args.config, "data": args.data, "batch_size": args.batch_size or 2,
-               "lr": args.lr or (2e-3 if args.config in ("tiny", "small") else 4e-4),
-               "seed": 123 if args.seed is None else args.seed, "eval_freq": args.eval_freq, "eval_iter": args.eval_iter}
-        epochs = 10 if args.epochs is None else args.epochs
-    if epochs < 1: raise CLIError(f"--epochs must be at least 1, not {epochs}")
-    run["epochs"] = epochs
+        return cfg, {**run, "epochs": run["epochs"] if args.epochs is None else args.epochs}, saved
+    config = args.config or "small"
+    cfg = dict(GPT_CONFIGS[config])
+    ctx = min(256, cfg["context_length"]) if args.context_length is None else args.context_length
+    if ctx > cfg["context_length"]:
+        raise CLIError(f"--context-length {ctx} is larger than the {config} model's context length of {cfg['context_length']}")
+    cfg["context_length"] = ctx
+    run = {"config": config, "data": args.data, "batch_size": 2 if args.batch_size is None else args.batch_size,
+           "lr": args.lr if args.lr is not None else (2e-3 if config in ("tiny", "small") else 4e-4),
+           "seed": 123 if args.seed is None else args.seed, "eval_freq": args.eval_freq, "eval_iter": args.eval_iter,
+           "epochs": 10 if args.epochs is None else args.epochs}
+    return cfg, run, None
 
-    text, sources = read_texts(run["data"])
-    digest = hashlib.sha256(text.encode()).hexdigest()
-    if args.resume and digest != run["text_sha256"]: raise CLIError(f"the training text differs from the one the run in {args.resume} started with")
-    run["text_sha256"] = digest
-    split = int(0.9 * len(text))
+def _training_text(args, run:dict) -> tuple[str, list[str]]:
+    "The training text and its sources' names; a resumed run's must be the text it started with (never re-downloaded)."
+    if args.resume:
+        text, sources = read_texts(args.data or run["data"], offline=True)
+        if hashlib.sha256(text.encode()).hexdigest() != run["text_sha256"]:
+            raise CLIError(f"the training text differs from the one the run in {args.resume} started with")
+        run["data"] = args.data or run["data"]
+        return text, sources
+    text, sources = read_texts(args.data)
+    run["text_sha256"] = hashlib.sha256(text.encode()).hexdigest()
+    return text, sources
+
+# %% ../nbs/10_cli.ipynb #bd0de055
+def _pretrain(args) -> int:
+    "The `llmfs pretrain` command."
+    _check_pretrain_args(args)
+    device = _device(args.device)
+    out = Path(args.out or args.resume or "runs/pretrain")
+    _check_out(out, continuing=bool(args.resume) and out.resolve() == Path(args.resume).resolve(), overwrite=args.overwrite)
+    cfg, run, saved = _run_settings(args)
+    text, sources = _training_text(args, run)
     tokenizer = get_tokenizer()
-    ctx, bs = cfg["context_length"], run["batch_size"]
+    ctx, bs, split = cfg["context_length"], run["batch_size"], int(0.9 * len(text))
     try:
         torch.manual_seed(run["seed"])
         train_loader = create_dataloader_v1(text[:split], batch_size=bs, max_length=ctx, stride=ctx, drop_last=True, shuffle=True, tokenizer=tokenizer)
@@ -103,45 +152,55 @@ def _pretrain(args) -> int:
     if device.type == "cpu" and args.fast_linear: use_fast_linear(model)  # where measured faster on this CPU
     optimizer = adamw(model, lr=run["lr"], weight_decay=0.1)
     state = None
-    if args.resume:
+    if saved is not None:
         load_weights(model, Path(args.resume)/WEIGHTS_FILE)
         optimizer.load_state_dict(saved["optimizer"])
         state = saved["state"]
-        if state["epoch"] >= epochs:
+        if state["epoch"] >= run["epochs"]:
             print(f"{args.resume} has already trained {state['epoch']} epochs: ask for more with --epochs"); return 0
     run["tokens_per_epoch"] = len(train_loader) * bs * ctx
     n_params = sum(p.numel() for p in model.parameters())
     print(f"Training a {n_params / 1e6:.1f}M-parameter GPT ({cfg['n_layers']} layers, {cfg['emb_dim']} dims, context {ctx}) "
-          f"on {', '.join(sources)} ({len(train_loader)} batches of {bs} per epoch) on {device}, to {epochs} epochs")
+          f"on {', '.join(sources)} ({len(train_loader)} batches of {bs} per epoch) on {device}, to {run['epochs']} epochs")
+    if args.overwrite:  # the old run goes only now, when the new one is ready to start
+        for name in (MANIFEST_FILE, WEIGHTS_FILE, CONFIG_FILE, STATE_FILE, "loss.png"): (out/name).unlink(missing_ok=True)
+    return _train_until_stopped(model, train_loader, val_loader, optimizer, device, run, state, out, args.sample_prompt, tokenizer)
 
-    stop = {"asked": False}
-    def _on_sigint(signum, frame):
-        if stop["asked"]: raise KeyboardInterrupt
-        stop["asked"] = True
-        print("\nStopping after this step and writing a checkpoint (Ctrl-C again to quit at once)", file=sys.stderr)
-    in_main_thread = threading.current_thread() is threading.main_thread()  # signal handlers live there only
-    previous = signal.signal(signal.SIGINT, _on_sigint) if in_main_thread else None
+# %% ../nbs/10_cli.ipynb #3c27c049
+def _train_until_stopped(model, train_loader, val_loader, optimizer, device, run:dict, state:dict|None, out:Path,
+                         sample_prompt:str, tokenizer) -> int:
+    "Run `train_model` with a checkpoint per epoch; Ctrl-C or SIGTERM stop it after the step, with a checkpoint."
     from tqdm.auto import tqdm
-    status = 0
+    stop = {"signal": None}
+    def _on_signal(signum, frame):
+        if stop["signal"] is not None: raise KeyboardInterrupt  # asked twice: quit at once
+        stop["signal"] = signum
+        print(f"\nStopping after this step and writing a checkpoint ({signal.Signals(signum).name}; again to quit at once)", file=sys.stderr)
+    in_main_thread = threading.current_thread() is threading.main_thread()  # signal handlers live there only
+    previous = {s: signal.signal(s, _on_signal) for s in (signal.SIGINT, signal.SIGTERM)} if in_main_thread else {}
     try:
-        state = train_model(model, train_loader, val_loader, optimizer, device, epochs, run["eval_freq"], run["eval_iter"],
-                            start_context=args.sample_prompt, tokenizer=tokenizer, state=state, checkpoint_dir=out,
-                            should_stop=lambda s: stop["asked"], checkpoint_extra={"run": run}, progress=True, log=tqdm.write)
-        _save_loss_plot(out, state, run)
-        print(f"Done: {state['epoch']} epochs, final train loss {state['train_losses'][-1]:.3f}, val loss "
-              f"{state['val_losses'][-1]:.3f}" if state["train_losses"] else f"Done: {state['epoch']} epochs")
+        state = train_model(model, train_loader, val_loader, optimizer, device, run["epochs"], run["eval_freq"], run["eval_iter"],
+                            start_context=sample_prompt, tokenizer=tokenizer, state=state, checkpoint_dir=out,
+                            should_stop=lambda s: stop["signal"] is not None, checkpoint_extra={"run": run}, progress=True, log=tqdm.write)
     except TrainingInterrupted as e:
-        state = e.state
-        _save_loss_plot(out, state, run)
-        print(f"Interrupted at step {state['step']}: resume with  llmfs pretrain --resume {out} --epochs {epochs}", file=sys.stderr)
-        status = 130
+        _save_loss_plot(out, e.state, run)
+        print(f"Interrupted at step {e.state['step']}: resume with  llmfs pretrain --resume {out} --epochs {run['epochs']}", file=sys.stderr)
+        return 128 + stop["signal"]  # 130 for Ctrl-C, 143 for SIGTERM, as a shell reports them
     except NonFiniteLossError as e:
-        print(f"llmfs: error: {e} The last good checkpoint in {out} is kept.", file=sys.stderr)
+        kept = f"The last good checkpoint in {out} is kept." if (out/CONFIG_FILE).exists() else "No checkpoint was written."
+        print(f"llmfs: error: {e} {kept}", file=sys.stderr)
+        return 1
+    except OSError as e:  # a full disk, a folder that went away: the save is all or nothing
+        kept = f"the previous checkpoint in {out} is intact" if (out/CONFIG_FILE).exists() else "no checkpoint was written"
+        print(f"llmfs: error: could not write the checkpoint in {out}: {e.strerror or e}; {kept}", file=sys.stderr)
         return 1
     finally:
-        if in_main_thread: signal.signal(signal.SIGINT, previous)
-    print(f"Checkpoint: {out}/ (model.safetensors, config.json, training_state.pt, loss.png)")
-    return status
+        for s, handler in previous.items(): signal.signal(s, handler)
+    _save_loss_plot(out, state, run)
+    print(f"Done: {state['epoch']} epochs, final train loss {state['train_losses'][-1]:.3f}, val loss "
+          f"{state['val_losses'][-1]:.3f}" if state["train_losses"] else f"Done: {state['epoch']} epochs")
+    print(f"Checkpoint: {out}/ (model.safetensors, config.json, training_state.pt, manifest.json, loss.png)")
+    return 0
 
 def _save_loss_plot(out:Path, state:dict, run:dict):
     "Write the run's loss plot, loss.png, beside its checkpoint."
@@ -186,10 +245,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="llmfs", description="Pretrain a GPT and generate text with it (llm-from-scratch).")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     p = sub.add_parser("pretrain", help="train a GPT on text files or URLs", description=
-        "Train a GPT from scratch (or resume a run), writing model.safetensors, config.json, training_state.pt and "
-        "loss.png into --out. With no arguments: the small config on The Verdict for 10 epochs.")
+        "Train a GPT from scratch (or resume a run), writing model.safetensors, config.json, training_state.pt, "
+        "manifest.json and loss.png into --out. With no arguments: the small config on The Verdict for 10 epochs.")
     p.add_argument("--data", nargs="+", metavar="FILE_OR_URL", help="UTF-8 text files or URLs (default: the-verdict.txt)")
-    p.add_argument("--config", choices=list(GPT_CONFIGS), default="small", help="model size (default: small)")
+    p.add_argument("--config", choices=list(GPT_CONFIGS), help="model size (default: small)")
     p.add_argument("--epochs", type=int, help="train until this many epochs in total (default: 10)")
     p.add_argument("--batch-size", type=int, help="sequences per batch (default: 2)")
     p.add_argument("--context-length", type=int, help="tokens per sequence, at most the config's (default: 256 or the config's, if smaller)")
@@ -200,6 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="on a CPU, keep PyTorch's own linear layers (default: oneDNN's where measured faster)")
     p.add_argument("--out", metavar="DIR", help="checkpoint folder (default: runs/pretrain, or the --resume folder)")
     p.add_argument("--resume", metavar="DIR", help="continue the run saved in DIR (its settings are reused)")
+    p.add_argument("--overwrite", action="store_true", help="start a new run in an --out folder that holds one")
     p.add_argument("--seed", type=int, help="random seed (default: 123)")
     p.add_argument("--eval-freq", type=int, default=5, help="evaluate every N steps (default: 5)")
     p.add_argument("--eval-iter", type=int, default=5, help="batches per evaluation (default: 5)")

@@ -6,10 +6,11 @@ Docs: https://llm-from-scratch.github.io/llm-from-scratch/pretrained_weights.htm
 
 # %% auto #0
 __all__ = ['GPT2_MODELS', 'gpt2_config', 'download_gpt2', 'safetensors_header', 'mmap_safetensors', 'gpt2_state_dict',
-           'tie_output_head', 'empty_gpt', 'load_weights_into_gpt', 'load_gpt2', 'export_to_hf']
+           'tie_output_head', 'empty_gpt', 'load_weights_into_gpt', 'check_hub_checksum', 'load_gpt2', 'export_to_hf']
 
 # %% ../nbs/04_pretrained_weights.ipynb #80221e96
 import json
+import math
 import mmap
 import re
 from pathlib import Path
@@ -20,7 +21,7 @@ import torch.nn as nn
 from .attention import MultiHeadAttention
 from .gpt_model import GPTModel, check_config
 from .pretraining import CheckpointError, check_tensor_shapes, unshare
-from .text_data import atomic_path, atomic_write
+from .text_data import DownloadError, atomic_path, atomic_write, sha256sum
 
 # %% ../nbs/04_pretrained_weights.ipynb #22481970
 GPT2_MODELS = {  # name -> (Hugging Face repository, the book's config name)
@@ -49,7 +50,11 @@ def download_gpt2(
     name = _BOOK_NAMES.get(name, name)
     if name not in GPT2_MODELS: raise ValueError(f"Unknown GPT-2 model {name!r}: choose from {', '.join(GPT2_MODELS)}")
     repo = GPT2_MODELS[name][0]
-    paths = [Path(hf_hub_download(repo, f, cache_dir=cache_dir)) for f in ("config.json", "model.safetensors")]
+    try: paths = [Path(hf_hub_download(repo, f, cache_dir=cache_dir)) for f in ("config.json", "model.safetensors")]
+    except Exception as e:  # no network, no cached copy, a hub error: say where else the weights can come from
+        raise DownloadError(f"Could not get {name} ({repo}) from the Hugging Face hub: {type(e).__name__}. Without a network, "
+                            f"the weights come from the hub's cache (filled by an earlier download; HF_HUB_OFFLINE=1 uses only it) "
+                            f"or from a local folder holding config.json and model.safetensors (pass the folder instead of {name!r})") from None
     return paths[0].parent
 
 # %% ../nbs/04_pretrained_weights.ipynb #6a3b4f3a
@@ -82,7 +87,10 @@ def mmap_safetensors(path:str|Path) -> dict[str, torch.Tensor]:
         dtype = _DTYPES.get(info["dtype"])
         if dtype is None: raise CheckpointError(f"{path}: tensor {name!r} has the unsupported dtype {info['dtype']}")
         a, b = info["data_offsets"]
-        numel = (b - a) // dtype.itemsize
+        numel = math.prod(info["shape"])
+        if not 0 <= a <= b or b - a != numel * dtype.itemsize:
+            raise CheckpointError(f"{path}: tensor {name!r} of shape {tuple(info['shape'])} ({info['dtype']}) needs "
+                                  f"{numel * dtype.itemsize:,} bytes, but its data offsets give {b - a:,}: the file is corrupt")
         t = torch.frombuffer(buf, dtype=dtype, count=numel, offset=start + a) if numel else torch.empty(0, dtype=dtype)
         out[name] = t.view(info["shape"])
     return out
@@ -133,6 +141,7 @@ def gpt2_state_dict(hf_tensors:dict[str, torch.Tensor], cfg:dict, source:str="th
     sd["out_head.weight"] = tensors["wte.weight"]
     return sd
 
+# %% ../nbs/04_pretrained_weights.ipynb #3f6d8ca0
 def tie_output_head(model:GPTModel) -> GPTModel:
     "Make the output head use the token embedding matrix (GPT-2's weight tying)."
     head = nn.Linear(model.cfg["emb_dim"], model.cfg["vocab_size"], bias=False, device="meta")
@@ -166,6 +175,14 @@ def _config_from_shapes(shapes:dict[str, tuple], wte:str, wpe:str, layer:str) ->
     if d not in _HEADS: raise CheckpointError(f"Cannot tell the number of heads of a model with emb_dim {d}: load it from a folder with config.json")
     return {"vocab_size": vocab, "context_length": ctx, "emb_dim": d, "n_heads": _HEADS[d], "n_layers": n_layers, "drop_rate": 0.1, "qkv_bias": True}
 
+def check_hub_checksum(path:Path) -> Path:
+    "Return `path`; if it links to a Hugging Face cache blob named by its SHA-256, check the file against that name."
+    target = Path(path).resolve()
+    if Path(path).is_symlink() and re.fullmatch(r"[0-9a-f]{64}", target.name) and sha256sum(target) != target.name:
+        raise CheckpointError(f"{path} does not match the SHA-256 that the Hugging Face hub gave for it ({target.name}): "
+                              "it is corrupt or truncated; delete it, and it is downloaded again")
+    return Path(path)
+
 def load_gpt2(
     name_or_path:str|Path, # hub name, local folder, .safetensors file or the book's .pth file
     device=None, # where to put the model (default: CPU)
@@ -180,9 +197,13 @@ def load_gpt2(
         weights, config = path/"model.safetensors", path/"config.json"
         if not config.is_file(): raise CheckpointError(f"{config} does not exist: a GPT-2 folder needs config.json and model.safetensors")
         cfg = gpt2_config(json.loads(config.read_text()))
-        tensors = mmap_safetensors(weights)
+        tensors = mmap_safetensors(check_hub_checksum(weights))
     elif path.suffix in (".pth", ".pt"):
-        sd = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        try: sd = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        except Exception as e:  # a pickle with code in it is refused by weights_only=True: never load it otherwise
+            raise CheckpointError(f"{path} is not a state dict of tensors ({type(e).__name__}); it was not loaded") from None
+        if not isinstance(sd, dict) or not {"tok_emb.weight", "pos_emb.weight", "out_head.weight"} <= sd.keys():
+            raise CheckpointError(f"{path} lacks the token, position or output-head weights of a GPTModel state dict")
         sd = {k: v for k, v in sd.items() if not k.endswith(".att.mask")}  # the book's files carry the causal masks
         if cfg is None:
             cfg = _config_from_shapes({k: tuple(v.shape) for k, v in sd.items()}, "tok_emb.weight", "pos_emb.weight", r"trf_blocks\.(\d+)\.")

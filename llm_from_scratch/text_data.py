@@ -26,6 +26,7 @@ from pathlib import Path
 import regex
 import tiktoken
 import torch
+from fastcore.basics import patch
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
@@ -134,138 +135,6 @@ class BPETokenizerSimple:
         self._special_re = regex.compile("|".join(map(regex.escape, sorted(special_tokens, key=len, reverse=True))) or "(?!)")
         self._cache = {}
 
-    def train(self,
-              text:str, # the training text
-              vocab_size:int, # the size of the final vocabulary: 256 bytes + merges + special tokens
-              allowed_special:set[str]=frozenset({"<|endoftext|>"}), # special tokens to add (and not to learn from)
-              show_progress:bool=False, # show a progress bar over the merges
-             ) -> "BPETokenizerSimple":
-        "Learn `vocab_size - 256 - len(allowed_special)` merges from `text`."
-        n_merges = vocab_size - 256 - len(allowed_special)
-        if n_merges < 0: raise ValueError(f"vocab_size={vocab_size} is too small: the 256 bytes and {len(allowed_special)} special tokens need {256 + len(allowed_special)}")
-        specials = regex.compile("|".join(map(regex.escape, allowed_special)) or "(?!)")
-        chunks = Counter(w for part in specials.split(text) for w in self.pattern.findall(part))
-        words = [list(w.encode("utf-8")) for w in chunks]   # each distinct chunk as a list of token IDs
-        freqs = list(chunks.values())
-        pair_counts, where = Counter(), defaultdict(set)   # pair -> weighted count; pair -> chunks containing it
-        for wi, w in enumerate(words):
-            for pair in zip(w, w[1:]): pair_counts[pair] += freqs[wi]; where[pair].add(wi)
-        vocab = {i: bytes([i]) for i in range(256)}
-        merges = []
-        for _ in tqdm(range(n_merges), desc="BPE merges", disable=not show_progress):
-            if not pair_counts: break  # every chunk is a single token: nothing left to merge
-            best = max(pair_counts, key=pair_counts.get)
-            new_id = len(vocab)
-            vocab[new_id] = vocab[best[0]] + vocab[best[1]]
-            merges.append((vocab[best[0]], vocab[best[1]]))
-            for wi in where.pop(best):
-                w, f = words[wi], freqs[wi]
-                for pair in zip(w, w[1:]):
-                    pair_counts[pair] -= f
-                    if pair_counts[pair] <= 0: del pair_counts[pair]
-                words[wi] = w = _merge_pair(w, best, new_id)
-                for pair in zip(w, w[1:]): pair_counts[pair] += f; where[pair].add(wi)
-        special = {}
-        for tok in sorted(allowed_special):
-            special[tok] = len(vocab); vocab[len(vocab)] = tok.encode("utf-8")
-        self._set_vocab(vocab, merges, special)
-        return self
-
-    def _bpe(self, chunk:str) -> tuple[int, ...]:
-        "The token IDs of one pre-tokenized chunk: apply the merges, earliest learned first."
-        ids = self._cache.get(chunk)
-        if ids is not None: return ids
-        parts = [bytes([b]) for b in chunk.encode("utf-8")]
-        ranks = self.bpe_ranks
-        while len(parts) > 1:
-            pair = min(zip(parts, parts[1:]), key=lambda p: ranks.get(p, float("inf")))
-            if pair not in ranks: break
-            parts = _merge_pair(parts, pair, pair[0] + pair[1])
-        ids = tuple(self.inverse_vocab[p] for p in parts)
-        if len(self._cache) < self.cache_size: self._cache[chunk] = ids
-        return ids
-
-    def encode_ordinary(self, text:str) -> list[int]:
-        "Token IDs of `text`, treating special-token text as ordinary text."
-        out, cache = [], self._cache
-        for chunk in self.pattern.findall(text):
-            ids = cache.get(chunk)
-            out.extend(ids if ids is not None else self._bpe(chunk))
-        return out
-
-    def encode(self,
-               text:str, # the text to encode
-               allowed_special:set[str]|str|None=frozenset(), # special tokens to encode as such, or "all"
-               disallowed_special:set[str]|str="all", # special tokens whose text is an error, or "all" (the others)
-              ) -> list[int]:
-        "Token IDs of `text`, with tiktoken's rules for special tokens."
-        if not self.vocab: raise RuntimeError("This tokenizer has no vocabulary yet: call train() or load_vocab_and_merges_from_openai()")
-        try: text.encode("utf-8")
-        except UnicodeEncodeError: text = text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")  # lone surrogates, as tiktoken
-        allowed = set(self.special_tokens) if allowed_special == "all" else set(allowed_special or ())
-        if unknown := allowed - set(self.special_tokens): raise ValueError(f"Not special tokens of this vocabulary: {sorted(unknown)}")
-        disallowed = set(self.special_tokens) - allowed if disallowed_special == "all" else set(disallowed_special)
-        for tok in disallowed:
-            if tok in text:
-                raise ValueError(f"The text contains the special token {tok!r}: pass allowed_special={{{tok!r}}} to encode it "
-                                 "as a special token, or disallowed_special=() to encode it as ordinary text")
-        if not allowed: return self.encode_ordinary(text)
-        out, start = [], 0
-        for m in self._special_re.finditer(text):
-            if m.group() not in allowed: continue
-            out.extend(self.encode_ordinary(text[start:m.start()]))
-            out.append(self.special_tokens[m.group()])
-            start = m.end()
-        out.extend(self.encode_ordinary(text[start:]))
-        return out
-
-    def decode(self, ids:list[int]) -> str:
-        "The text of `ids` (invalid UTF-8 from a partial sequence becomes U+FFFD, as in tiktoken)."
-        try: data = b"".join(self.vocab[i] for i in ids)
-        except KeyError as e: raise ValueError(f"Token ID {e.args[0]} is not in the vocabulary (IDs 0 to {len(self.vocab)-1})") from None
-        return data.decode("utf-8", errors="replace")
-
-    def load_vocab_and_merges_from_openai(self,
-            vocab_path:str|Path,      # GPT-2's encoder.json: token string -> ID
-            bpe_merges_path:str|Path, # GPT-2's vocab.bpe: one merge per line, in learned order
-        ) -> "BPETokenizerSimple":
-        "Load GPT-2's vocabulary and merges (or any saved in the same format)."
-        byte_of = {c: b for b, c in bytes_to_unicode().items()}
-        def to_bytes(s, where):
-            try: return bytes(byte_of[c] for c in s)
-            except KeyError as e: raise ValueError(f"{where}: {s!r} contains {e.args[0]!r}, which is not a GPT-2 byte character") from None
-        encoder = json.loads(Path(vocab_path).read_text(encoding="utf-8"))
-        vocab = {i: to_bytes(s, vocab_path) for s, i in encoder.items()}
-        merges, known = [], set(vocab.values())
-        for n, line in enumerate(Path(bpe_merges_path).read_text(encoding="utf-8").splitlines(), 1):
-            if line.startswith("#version") or not line.strip(): continue
-            pieces = line.split()
-            if len(pieces) != 2: raise ValueError(f"{bpe_merges_path}, line {n}: expected two tokens, got {line!r}")
-            a, b = to_bytes(pieces[0], bpe_merges_path), to_bytes(pieces[1], bpe_merges_path)
-            if a + b not in known:
-                raise ValueError(f"{bpe_merges_path}, line {n}: the merge {line!r} makes a token that is not in {vocab_path}")
-            merges.append((a, b))
-        made = {a + b for a, b in merges}
-        special = {s: i for s, i in encoder.items() if len(vocab[i]) > 1 and vocab[i] not in made}
-        self._set_vocab(vocab, merges, special)
-        return self
-
-    def save_vocab_and_merges(self,
-            vocab_path:str|Path,      # where to write the vocabulary (encoder.json format)
-            bpe_merges_path:str|Path, # where to write the merges (vocab.bpe format)
-        ):
-        "Save the vocabulary and merges in GPT-2's file format."
-        table = bytes_to_unicode()
-        text = lambda b: "".join(table[x] for x in b)
-        encoder = {text(b): i for i, b in sorted(self.vocab.items())}
-        merges = sorted(self.bpe_ranks, key=self.bpe_ranks.get)
-        with atomic_write(vocab_path, "w") as f: json.dump(encoder, f, ensure_ascii=False)
-        with atomic_write(bpe_merges_path, "w") as f: f.write("#version: 0.2\n" + "".join(f"{text(a)} {text(b)}\n" for a, b in merges))
-
-    def load_vocab_and_merges(self, vocab_path:str|Path, bpe_merges_path:str|Path) -> "BPETokenizerSimple":
-        "Load a vocabulary and merges written by `save_vocab_and_merges`."
-        return self.load_vocab_and_merges_from_openai(vocab_path, bpe_merges_path)
-
 def _merge_pair(seq:list, pair:tuple, new) -> list:
     "Replace each non-overlapping occurrence of `pair` in `seq` (left to right) by `new`."
     out, i, n = [], 0, len(seq)
@@ -273,6 +142,149 @@ def _merge_pair(seq:list, pair:tuple, new) -> list:
         if i < n - 1 and seq[i] == pair[0] and seq[i+1] == pair[1]: out.append(new); i += 2
         else: out.append(seq[i]); i += 1
     return out
+
+# %% ../nbs/00_text_data.ipynb #200508d9
+@patch
+def train(self:BPETokenizerSimple,
+          text:str, # the training text
+          vocab_size:int, # the size of the final vocabulary: 256 bytes + merges + special tokens
+          allowed_special:set[str]=frozenset({"<|endoftext|>"}), # special tokens to add (and not to learn from)
+          show_progress:bool=False, # show a progress bar over the merges
+         ) -> "BPETokenizerSimple":
+    "Learn `vocab_size - 256 - len(allowed_special)` merges from `text`."
+    n_merges = vocab_size - 256 - len(allowed_special)
+    if n_merges < 0: raise ValueError(f"vocab_size={vocab_size} is too small: the 256 bytes and {len(allowed_special)} special tokens need {256 + len(allowed_special)}")
+    specials = regex.compile("|".join(map(regex.escape, allowed_special)) or "(?!)")
+    chunks = Counter(w for part in specials.split(text) for w in self.pattern.findall(part))
+    words = [list(w.encode("utf-8")) for w in chunks]   # each distinct chunk as a list of token IDs
+    freqs = list(chunks.values())
+    pair_counts, where = Counter(), defaultdict(set)   # pair -> weighted count; pair -> chunks containing it
+    for wi, w in enumerate(words):
+        for pair in zip(w, w[1:]): pair_counts[pair] += freqs[wi]; where[pair].add(wi)
+    vocab = {i: bytes([i]) for i in range(256)}
+    merges = []
+    for _ in tqdm(range(n_merges), desc="BPE merges", disable=not show_progress):
+        if not pair_counts: break  # every chunk is a single token: nothing left to merge
+        best = max(pair_counts, key=pair_counts.get)
+        new_id = len(vocab)
+        vocab[new_id] = vocab[best[0]] + vocab[best[1]]
+        merges.append((vocab[best[0]], vocab[best[1]]))
+        for wi in where.pop(best):
+            w, f = words[wi], freqs[wi]
+            for pair in zip(w, w[1:]):
+                pair_counts[pair] -= f
+                if pair_counts[pair] <= 0: del pair_counts[pair]
+            words[wi] = w = _merge_pair(w, best, new_id)
+            for pair in zip(w, w[1:]): pair_counts[pair] += f; where[pair].add(wi)
+    special = {}
+    for tok in sorted(allowed_special):
+        special[tok] = len(vocab); vocab[len(vocab)] = tok.encode("utf-8")
+    self._set_vocab(vocab, merges, special)
+    return self
+
+# %% ../nbs/00_text_data.ipynb #a2ad4a81
+@patch
+def _bpe(self:BPETokenizerSimple, chunk:str) -> tuple[int, ...]:
+    "The token IDs of one pre-tokenized chunk: apply the merges, earliest learned first."
+    ids = self._cache.get(chunk)
+    if ids is not None: return ids
+    parts = [bytes([b]) for b in chunk.encode("utf-8")]
+    ranks = self.bpe_ranks
+    while len(parts) > 1:
+        pair = min(zip(parts, parts[1:]), key=lambda p: ranks.get(p, float("inf")))
+        if pair not in ranks: break
+        parts = _merge_pair(parts, pair, pair[0] + pair[1])
+    ids = tuple(self.inverse_vocab[p] for p in parts)
+    if len(self._cache) < self.cache_size: self._cache[chunk] = ids
+    return ids
+
+@patch
+def encode_ordinary(self:BPETokenizerSimple, text:str) -> list[int]:
+    "Token IDs of `text`, treating special-token text as ordinary text."
+    out, cache = [], self._cache
+    for chunk in self.pattern.findall(text):
+        ids = cache.get(chunk)
+        out.extend(ids if ids is not None else self._bpe(chunk))
+    return out
+
+@patch
+def encode(self:BPETokenizerSimple,
+           text:str, # the text to encode
+           allowed_special:set[str]|str|None=frozenset(), # special tokens to encode as such, or "all"
+           disallowed_special:set[str]|str="all", # special tokens whose text is an error, or "all" (the others)
+          ) -> list[int]:
+    "Token IDs of `text`, with tiktoken's rules for special tokens."
+    if not self.vocab: raise RuntimeError("This tokenizer has no vocabulary yet: call train() or load_vocab_and_merges_from_openai()")
+    try: text.encode("utf-8")
+    except UnicodeEncodeError: text = text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")  # lone surrogates, as tiktoken
+    allowed = set(self.special_tokens) if allowed_special == "all" else set(allowed_special or ())
+    if unknown := allowed - set(self.special_tokens): raise ValueError(f"Not special tokens of this vocabulary: {sorted(unknown)}")
+    disallowed = set(self.special_tokens) - allowed if disallowed_special == "all" else set(disallowed_special)
+    for tok in disallowed:
+        if tok in text:
+            raise ValueError(f"The text contains the special token {tok!r}: pass allowed_special={{{tok!r}}} to encode it "
+                             "as a special token, or disallowed_special=() to encode it as ordinary text")
+    if not allowed: return self.encode_ordinary(text)
+    out, start = [], 0
+    for m in self._special_re.finditer(text):
+        if m.group() not in allowed: continue
+        out.extend(self.encode_ordinary(text[start:m.start()]))
+        out.append(self.special_tokens[m.group()])
+        start = m.end()
+    out.extend(self.encode_ordinary(text[start:]))
+    return out
+
+@patch
+def decode(self:BPETokenizerSimple, ids:list[int]) -> str:
+    "The text of `ids` (invalid UTF-8 from a partial sequence becomes U+FFFD, as in tiktoken)."
+    try: data = b"".join(self.vocab[i] for i in ids)
+    except KeyError as e: raise ValueError(f"Token ID {e.args[0]} is not in the vocabulary (IDs 0 to {len(self.vocab)-1})") from None
+    return data.decode("utf-8", errors="replace")
+
+# %% ../nbs/00_text_data.ipynb #c3924d2d
+@patch
+def load_vocab_and_merges_from_openai(self:BPETokenizerSimple,
+        vocab_path:str|Path,      # GPT-2's encoder.json: token string -> ID
+        bpe_merges_path:str|Path, # GPT-2's vocab.bpe: one merge per line, in learned order
+    ) -> "BPETokenizerSimple":
+    "Load GPT-2's vocabulary and merges (or any saved in the same format)."
+    byte_of = {c: b for b, c in bytes_to_unicode().items()}
+    def to_bytes(s, where):
+        try: return bytes(byte_of[c] for c in s)
+        except KeyError as e: raise ValueError(f"{where}: {s!r} contains {e.args[0]!r}, which is not a GPT-2 byte character") from None
+    encoder = json.loads(Path(vocab_path).read_text(encoding="utf-8"))
+    vocab = {i: to_bytes(s, vocab_path) for s, i in encoder.items()}
+    merges, known = [], set(vocab.values())
+    for n, line in enumerate(Path(bpe_merges_path).read_text(encoding="utf-8").splitlines(), 1):
+        if line.startswith("#version") or not line.strip(): continue
+        pieces = line.split()
+        if len(pieces) != 2: raise ValueError(f"{bpe_merges_path}, line {n}: expected two tokens, got {line!r}")
+        a, b = to_bytes(pieces[0], bpe_merges_path), to_bytes(pieces[1], bpe_merges_path)
+        if a + b not in known:
+            raise ValueError(f"{bpe_merges_path}, line {n}: the merge {line!r} makes a token that is not in {vocab_path}")
+        merges.append((a, b))
+    made = {a + b for a, b in merges}
+    special = {s: i for s, i in encoder.items() if len(vocab[i]) > 1 and vocab[i] not in made}
+    self._set_vocab(vocab, merges, special)
+    return self
+
+@patch
+def save_vocab_and_merges(self:BPETokenizerSimple,
+        vocab_path:str|Path,      # where to write the vocabulary (encoder.json format)
+        bpe_merges_path:str|Path, # where to write the merges (vocab.bpe format)
+    ):
+    "Save the vocabulary and merges in GPT-2's file format."
+    table = bytes_to_unicode()
+    text = lambda b: "".join(table[x] for x in b)
+    encoder = {text(b): i for i, b in sorted(self.vocab.items())}
+    merges = sorted(self.bpe_ranks, key=self.bpe_ranks.get)
+    with atomic_write(vocab_path, "w") as f: json.dump(encoder, f, ensure_ascii=False)
+    with atomic_write(bpe_merges_path, "w") as f: f.write("#version: 0.2\n" + "".join(f"{text(a)} {text(b)}\n" for a, b in merges))
+
+@patch
+def load_vocab_and_merges(self:BPETokenizerSimple, vocab_path:str|Path, bpe_merges_path:str|Path) -> "BPETokenizerSimple":
+    "Load a vocabulary and merges written by `save_vocab_and_merges`."
+    return self.load_vocab_and_merges_from_openai(vocab_path, bpe_merges_path)
 
 # %% ../nbs/00_text_data.ipynb #651b8769
 class GPTDatasetV1(Dataset):
@@ -316,17 +328,25 @@ def create_dataloader_v1(
     return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last, num_workers=num_workers)
 
 # %% ../nbs/00_text_data.ipynb #b4ed6f0d
+def _umask() -> int:
+    "The process's file-creation mask (read by setting it and putting it back)."
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
 @contextmanager
 def atomic_path(
     path:str|Path, # the file to (re)write
 ):
     "Yield a temporary path beside `path` to write to; on success rename it over `path`, on failure delete it."
+    # the temporary file is private while it is written; the finished file gets the usual permissions (umask)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
     os.close(fd)
     try:
         yield Path(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -351,6 +371,11 @@ class DataFile:
     urls: tuple[str, ...]    # the primary address first, then backups
     sha256: str|None = None  # checksum of the file itself (None: not pinned)
     member: str|None = None  # when the addresses serve a zip archive: the file inside it to keep
+
+    def __post_init__(self):
+        p = Path(self.name)
+        if not self.name or p.is_absolute() or ".." in p.parts or p.drive:
+            raise ValueError(f"A data file's name must be a relative path inside the data folder, not {self.name!r}")
 
 _BOOK = "https://raw.githubusercontent.com/rasbt/LLMs-from-scratch/main"
 _BOOK_MIRROR = "https://github.com/rasbt/LLMs-from-scratch/raw/main"
@@ -397,7 +422,7 @@ def sha256sum(path:str|Path) -> str:
 def _fetch(url:str, dest:Path, file:DataFile, timeout:float, progress:bool):
     "Download `url` into `dest` atomically, extracting `file.member` from a zip and checking `file.sha256`."
     req = urllib.request.Request(url, headers={"User-Agent": "llm-from-scratch"})
-    digest = hashlib.sha256()
+    digest, received = hashlib.sha256(), 0
     with atomic_write(dest) as out:
         def put(chunk): out.write(chunk); digest.update(chunk)
         with urllib.request.urlopen(req, timeout=timeout) as resp, tempfile.TemporaryFile() as archive:
@@ -405,7 +430,9 @@ def _fetch(url:str, dest:Path, file:DataFile, timeout:float, progress:bool):
             with tqdm(total=total, unit="B", unit_scale=True, desc=file.name, disable=not progress, leave=False) as bar:
                 for chunk in iter(lambda: resp.read(1 << 16), b""):
                     archive.write(chunk) if file.member else put(chunk)
-                    bar.update(len(chunk))
+                    received += len(chunk); bar.update(len(chunk))
+            if total is not None and received != total:  # the connection closed early: never keep a truncated file
+                raise ValueError(f"the download was cut short: {received:,} of {total:,} bytes")
             if file.member:
                 archive.seek(0)
                 with zipfile.ZipFile(archive) as zf, zf.open(file.member) as member:
@@ -413,6 +440,7 @@ def _fetch(url:str, dest:Path, file:DataFile, timeout:float, progress:bool):
         if file.sha256 and digest.hexdigest() != file.sha256:
             raise ValueError(f"checksum mismatch: expected sha256 {file.sha256}, got {digest.hexdigest()}")
 
+# %% ../nbs/00_text_data.ipynb #8616d46c
 def download(
     file:str|DataFile, # a name from `DATA_FILES` ("the-verdict.txt") or a `DataFile`
     timeout:float=30,  # seconds to wait on each network address
@@ -439,6 +467,8 @@ def download(
         if not file.sha256 or sha256sum(cached) == file.sha256: return cached
         tried.append(f"cache: {cached} has the wrong checksum (it will be replaced)")
     else: tried.append(f"cache: {cached} does not exist")
+    if cached.parent.is_dir():  # temporary files of downloads that were killed before they finished
+        for stale in cached.parent.glob(f".{cached.name}.*.part"): stale.unlink(missing_ok=True)
     for url in file.urls:
         try:
             _fetch(url, cached, file, timeout, progress)

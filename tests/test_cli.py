@@ -2,17 +2,12 @@
 import shutil
 import signal
 import subprocess
-import sys
 
 import pytest
+import torch
 from safetensors.torch import load_file
 
-LLMFS = [sys.executable, "-m", "llm_from_scratch"]
-FAST = ["--config", "tiny", "--eval-freq", "20", "--eval-iter", "2"]
-
-
-def llmfs(*args, timeout=600):
-    return subprocess.run([*LLMFS, *map(str, args)], capture_output=True, text=True, timeout=timeout)
+from llmfs_helpers import FAST, LLMFS, llmfs
 
 
 def assert_same_weights(a, b):
@@ -21,18 +16,9 @@ def assert_same_weights(a, b):
     for k in wa: assert wa[k].equal(wb[k]), f"{k} differs"
 
 
-@pytest.fixture(scope="module")
-def full_run(tmp_path_factory):
-    "An uninterrupted 2-epoch run."
-    out = tmp_path_factory.mktemp("full")
-    r = llmfs("pretrain", *FAST, "--epochs", 2, "--out", out)
-    assert r.returncode == 0, r.stderr
-    return out, r
-
-
 def test_pretrain_writes_a_checkpoint_and_reports_progress(full_run):
     out, r = full_run
-    assert sorted(p.name for p in out.iterdir()) == ["config.json", "loss.png", "model.safetensors", "training_state.pt"]
+    assert sorted(p.name for p in out.iterdir()) == ["config.json", "loss.png", "manifest.json", "model.safetensors", "training_state.pt"]
     assert (out / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "Ep 2 (Step" in r.stdout and "Every effort moves you" in r.stdout
     assert "tok_s=" in r.stderr and "epoch 2/2" in r.stderr  # the progress bar
@@ -46,15 +32,18 @@ def test_resume_is_bit_identical(full_run, tmp_path):
     assert_same_weights(tmp_path, full_run[0])
 
 
-def test_ctrl_c_writes_a_checkpoint_that_resumes_exactly(full_run, tmp_path):
+@pytest.mark.parametrize("signum, status", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_ctrl_c_or_sigterm_writes_a_checkpoint_that_resumes_exactly(full_run, tmp_path, signum, status):
+    "Ctrl-C (SIGINT) or SIGTERM (timeout, docker stop, job schedulers) mid-epoch: a checkpoint, exit 128 + signal, exact resume."
     proc = subprocess.Popen([*LLMFS, "pretrain", *FAST, "--epochs", "2", "--out", str(tmp_path)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     for line in proc.stdout:  # the first evaluation line: training has started
         if line.startswith("Ep 1"): break
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signum)
     out, err = proc.communicate(timeout=300)
-    assert proc.returncode == 130, err
-    assert "--resume" in err and (tmp_path / "training_state.pt").exists()
+    assert proc.returncode == status, err
+    assert signal.Signals(signum).name in err and "--resume" in err
+    assert torch.load(tmp_path / "training_state.pt", weights_only=True)["state"]["batch"] > 0  # stopped mid-epoch
     r = llmfs("pretrain", "--resume", tmp_path, "--epochs", 2)
     assert r.returncode == 0, r.stderr
     assert_same_weights(tmp_path, full_run[0])
@@ -123,7 +112,7 @@ def test_default_pretrain_runs_in_the_current_folder(tmp_path):
     assert r.returncode == 0, r.stderr
     assert "29.0M-parameter GPT (4 layers, 256 dims, context 256) on the-verdict.txt" in r.stdout
     assert sorted(p.name for p in (tmp_path / "runs" / "pretrain").iterdir()) == [
-        "config.json", "loss.png", "model.safetensors", "training_state.pt"]
+        "config.json", "loss.png", "manifest.json", "model.safetensors", "training_state.pt"]
 
 
 def test_generate_with_a_gpt2_folder(tmp_path):

@@ -1,0 +1,312 @@
+"""Faults and bad inputs: each gets one clear line (or a documented behaviour), and nothing is lost or half written.
+
+Each test reproduces one fault from the reliability issue; the command-line ones run `llmfs` as a separate process,
+offline, on the tiny config.
+"""
+import json
+import os
+import subprocess
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+import torch
+
+from llm_from_scratch.pretraining import CheckpointError, load_training_state
+from llm_from_scratch.pretrained_weights import load_gpt2, mmap_safetensors
+from llm_from_scratch.text_data import DataFile, DownloadError, atomic_write, download
+
+from llmfs_helpers import FAST, llmfs
+
+
+def env_with(**changes):
+    "This process's environment with `changes`, for a child process."
+    return {**os.environ, **changes}
+
+
+def one_line_error(r, message):
+    "The command failed with exit status 2 and exactly one line on stderr, containing `message`."
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    assert message in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr, r.stderr
+
+
+# ---- downloads
+
+@pytest.fixture
+def offline_cache(tmp_path, monkeypatch):
+    "An empty cache folder of its own and no mirror."
+    monkeypatch.setenv("LLM_FROM_SCRATCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("LLM_FROM_SCRATCH_DATA", raising=False)
+    return tmp_path / "cache"
+
+
+@pytest.fixture
+def short_body_server():
+    "A local HTTP server that announces 100 bytes and sends 50."
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Length", "100")
+            self.end_headers()
+            self.wfile.write(b"x" * 50)
+        def log_message(self, *args): pass
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}/file.txt"
+    server.shutdown()
+
+
+def test_a_truncated_download_is_an_error_and_is_never_cached(offline_cache, short_body_server):
+    with pytest.raises(DownloadError) as e:
+        download(DataFile("site/file.txt", (short_body_server,)), progress=False)
+    assert "file.txt" in str(e.value) and "50" in str(e.value)
+    assert not (offline_cache / "site" / "file.txt").exists()
+    assert list((offline_cache / "site").glob("*")) == []   # no temporary file either
+
+
+def test_leftovers_of_a_killed_download_are_removed_on_the_next_run(offline_cache, tmp_path):
+    (tmp_path / "src.txt").write_text("hello")
+    (offline_cache / "site").mkdir(parents=True)
+    stale = offline_cache / "site" / ".file.txt.abc123.part"
+    stale.write_text("half a down")
+    path = download(DataFile("site/file.txt", ((tmp_path / "src.txt").as_uri(),)), progress=False)
+    assert path.read_text() == "hello" and not stale.exists()
+
+
+@pytest.mark.parametrize("name", ["../outside.txt", "a/../../outside.txt", "/etc/passwd", ""])
+def test_a_data_file_name_cannot_leave_the_data_folder(name):
+    with pytest.raises(ValueError, match="relative path inside the data folder"): DataFile(name, ("file:///x",))
+
+
+def test_written_files_follow_the_umask(tmp_path):
+    previous = os.umask(0o022)
+    try:
+        with atomic_write(tmp_path / "a.txt", "w") as f: f.write("x")
+        os.umask(0o077)
+        with atomic_write(tmp_path / "b.txt", "w") as f: f.write("x")
+    finally: os.umask(previous)
+    assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "b.txt").stat().st_mode & 0o777 == 0o600
+
+
+# ---- corrupt inputs
+
+def test_safetensors_offsets_that_disagree_with_the_shape_are_refused(tmp_path):
+    header = json.dumps({"w": {"dtype": "F32", "shape": [4, 4], "data_offsets": [0, 32]}}).encode()
+    (tmp_path / "bad.safetensors").write_bytes(len(header).to_bytes(8, "little") + header + bytes(64))
+    with pytest.raises(CheckpointError, match="'w' of shape \\(4, 4\\).*needs 64 bytes"): mmap_safetensors(tmp_path / "bad.safetensors")
+
+
+class Boom:
+    def __reduce__(self): return (os.system, ("echo pwned",))
+
+
+def test_a_malicious_pickle_is_refused_without_advice_to_trust_it(tmp_path):
+    torch.save({"state": Boom()}, tmp_path / "training_state.pt")
+    with pytest.raises(CheckpointError) as e: load_training_state(tmp_path)
+    assert "training_state.pt" in str(e.value) and "weights_only" not in str(e.value), e.value  # not PyTorch's advice
+    torch.save({"tok_emb.weight": Boom()}, tmp_path / "model.pth")
+    with pytest.raises(CheckpointError) as e: load_gpt2(tmp_path / "model.pth")
+    assert "model.pth" in str(e.value) and "weights_only" not in str(e.value), e.value
+
+
+def test_a_pth_missing_a_tensor_names_it(tmp_path):
+    from llm_from_scratch.gpt_model import GPT_CONFIG_TINY, GPTModel
+    sd = GPTModel({**GPT_CONFIG_TINY, "qkv_bias": True}).state_dict()
+    del sd["trf_blocks.1.ff.layers.2.bias"]
+    torch.save(sd, tmp_path / "model.pth")
+    with pytest.raises(CheckpointError, match="trf_blocks.1.ff.layers.2.bias"):
+        load_gpt2(tmp_path / "model.pth", cfg={**GPT_CONFIG_TINY, "qkv_bias": True})
+
+
+# ---- the command line: every argument checked up front, one line each
+
+@pytest.mark.parametrize("args, message", [
+    (["pretrain", *FAST, "--batch-size", "0"], "--batch-size must be at least 1, not 0"),
+    (["pretrain", *FAST, "--batch-size", "-1"], "--batch-size must be at least 1, not -1"),
+    (["pretrain", *FAST, "--lr", "0"], "--lr must be a positive number, not 0.0"),
+    (["pretrain", *FAST, "--lr", "inf"], "--lr must be a positive number"),
+    (["pretrain", *FAST, "--eval-freq", "0"], "--eval-freq must be at least 1, not 0"),
+    (["pretrain", *FAST, "--epochs", "0"], "--epochs must be at least 1, not 0"),
+    (["pretrain", "--resume", "somewhere", "--config", "tiny"], "--config cannot be used with --resume"),
+    (["generate", "--checkpoint", "x", "--prompt", "Hi", "--temperature", "nan"], "--temperature must be a finite number >= 0"),
+    (["generate", "--checkpoint", "x", "--prompt", "Hi", "--temperature", "inf"], "--temperature must be a finite number >= 0"),
+    (["generate", "--checkpoint", "x", "--prompt", "Hi", "--max-new-tokens", "-5"], "--max-new-tokens must be at least 0, not -5"),
+    (["generate", "--checkpoint", "x", "--prompt", "Hi", "--top-k", "0"], "--top-k must be at least 1, not 0"),
+    (["pretrain", *FAST, "--device", "tpu"], "--device tpu"),
+])
+def test_bad_arguments_are_refused_before_anything_loads(args, message, tmp_path):
+    one_line_error(llmfs(*args, cwd=tmp_path, timeout=120), message)
+    assert list(tmp_path.iterdir()) == []   # nothing written
+
+
+def test_out_must_be_a_writable_folder(tmp_path):
+    (tmp_path / "a_file").write_text("x")
+    one_line_error(llmfs("pretrain", *FAST, "--out", tmp_path / "a_file"), "is a file, not a folder")
+    one_line_error(llmfs("pretrain", *FAST, "--out", tmp_path / "a_file" / "run"), "is not a writable folder")
+    one_line_error(llmfs("pretrain", *FAST, "--out", "/proc/llmfs-run"), "is not a writable folder")
+
+
+def test_generate_gpt2_offline_says_where_weights_can_come_from(tmp_path):
+    r = llmfs("generate", "--model", "gpt2", "--prompt", "Hi", env=env_with(HF_HUB_OFFLINE="1", HF_HOME=str(tmp_path / "hf")))
+    one_line_error(r, "Could not get gpt2")
+    assert "HF_HUB_OFFLINE" in r.stderr and "local folder" in r.stderr
+
+
+# ---- runs are never lost or silently overwritten
+
+def test_a_new_run_never_replaces_a_finished_one(full_run, tmp_path):
+    finished = full_run[0]
+    before = (finished / "model.safetensors").read_bytes()
+    r = llmfs("pretrain", *FAST, "--epochs", 1, "--out", finished)
+    one_line_error(r, "already holds a checkpoint")
+    assert "--resume" in r.stderr and "--overwrite" in r.stderr
+    assert (finished / "model.safetensors").read_bytes() == before
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    for f in finished.iterdir(): (copy / f.name).write_bytes(f.read_bytes())
+    r = llmfs("pretrain", *FAST, "--epochs", 1, "--seed", 7, "--out", copy, "--overwrite")
+    assert r.returncode == 0, r.stderr
+    assert (copy / "model.safetensors").read_bytes() != before
+
+
+def test_a_resume_missing_a_state_key_is_refused(full_run, tmp_path):
+    finished = full_run[0]
+    for f in finished.iterdir(): (tmp_path / f.name).write_bytes(f.read_bytes())
+    saved = torch.load(tmp_path / "training_state.pt", weights_only=True)
+    del saved["state"]["epoch_rng"]
+    torch.save(saved, tmp_path / "training_state.pt")
+    one_line_error(llmfs("pretrain", "--resume", tmp_path, "--epochs", 3), "training_state.pt does not match manifest.json")
+    (tmp_path / "manifest.json").unlink()   # as a checkpoint written before manifests: the contents are checked
+    one_line_error(llmfs("pretrain", "--resume", tmp_path, "--epochs", 3), "lacks state.epoch_rng")
+
+
+def test_a_resumed_run_does_not_download_its_recorded_urls(tmp_path):
+    text = (tmp_path / "story.txt")
+    text.write_text(open(os.environ.get("LLM_FROM_SCRATCH_DATA", "") + "/the-verdict.txt").read()
+                    if os.environ.get("LLM_FROM_SCRATCH_DATA") else "word " * 20000)
+    cache = tmp_path / "cache"
+    r = llmfs("pretrain", *FAST, "--epochs", 1, "--data", text.as_uri(), "--out", tmp_path / "run", env=env_with(LLM_FROM_SCRATCH_CACHE=str(cache)))
+    assert r.returncode == 0, r.stderr
+    # on another machine (an empty cache), the URL is not fetched again: the run asks for the text
+    r = llmfs("pretrain", "--resume", tmp_path / "run", "--epochs", 2, env=env_with(LLM_FROM_SCRATCH_CACHE=str(tmp_path / "other")))
+    one_line_error(r, "not in this machine's cache")
+    assert not (tmp_path / "other").exists() or not any((tmp_path / "other").rglob("story.txt"))
+    r = llmfs("pretrain", "--resume", tmp_path / "run", "--epochs", 2, "--data", text, env=env_with(LLM_FROM_SCRATCH_CACHE=str(tmp_path / "other")))
+    assert r.returncode == 0, r.stderr
+
+
+# ---- checkpoints are all or nothing
+
+KILLED_SAVE = """
+import os, sys, torch
+from llm_from_scratch.gpt_model import GPT_CONFIG_TINY, GPTModel
+from llm_from_scratch.pretraining import save_checkpoint
+folder, kill_at = sys.argv[1], int(sys.argv[2])
+torch.manual_seed(2)
+model = GPTModel(GPT_CONFIG_TINY)
+real_replace, renames = os.replace, [0]
+def replace(src, dst):
+    renames[0] += 1
+    if renames[0] == kill_at: os._exit(137)   # as if killed (SIGKILL) just before this rename
+    real_replace(src, dst)
+os.replace = replace
+save_checkpoint(folder, model, torch.optim.AdamW(model.parameters()), {"step": 2})
+print(renames[0])
+"""
+
+
+def tiny_checkpoint(folder, seed, step):
+    "A checkpoint of a tiny model of `seed`, with `state['step'] == step`; returns the weights file's bytes."
+    from llm_from_scratch.gpt_model import GPT_CONFIG_TINY, GPTModel
+    from llm_from_scratch.pretraining import save_checkpoint
+    torch.manual_seed(seed)
+    model = GPTModel(GPT_CONFIG_TINY)
+    save_checkpoint(folder, model, torch.optim.AdamW(model.parameters()), {"step": step})
+    return (folder / "model.safetensors").read_bytes()
+
+
+def test_a_save_killed_at_any_rename_leaves_the_old_or_the_new_checkpoint(tmp_path):
+    from llm_from_scratch.pretraining import load_model, load_training_state
+    old = tiny_checkpoint(tmp_path / "old", seed=1, step=1)
+    new = tiny_checkpoint(tmp_path / "new", seed=2, step=2)
+    done = subprocess.run([sys.executable, "-c", KILLED_SAVE, tmp_path / "count", "0"], capture_output=True, text=True)
+    renames = int(done.stdout)   # how many renames a whole save makes
+    assert renames >= 5
+    outcomes = []
+    for kill_at in range(1, renames + 1):
+        folder = tmp_path / f"killed{kill_at}"
+        folder.mkdir()
+        for f in (tmp_path / "old").iterdir(): (folder / f.name).write_bytes(f.read_bytes())
+        r = subprocess.run([sys.executable, "-c", KILLED_SAVE, folder, str(kill_at)], capture_output=True, text=True)
+        assert r.returncode == 137, r.stderr
+        load_model(folder)   # loading finishes or drops the interrupted save, and checks every file
+        step = load_training_state(folder)["state"]["step"]
+        assert (folder / "model.safetensors").read_bytes() == {1: old, 2: new}[step], kill_at
+        assert not [p.name for p in folder.iterdir() if p.name.startswith(".")]   # no leftovers
+        outcomes.append(step)
+    assert outcomes[0] == 1 and outcomes[-1] == 2, outcomes   # killed early: the old one; late: the new one
+
+
+def test_flipped_bytes_or_a_foreign_file_are_refused(tmp_path):
+    from llm_from_scratch.pretraining import load_model, load_training_state
+    tiny_checkpoint(tmp_path / "a", seed=1, step=1)
+    tiny_checkpoint(tmp_path / "b", seed=2, step=2)
+    (tmp_path / "a" / "training_state.pt").write_bytes((tmp_path / "b" / "training_state.pt").read_bytes())
+    with pytest.raises(CheckpointError, match="training_state.pt does not match manifest.json"): load_training_state(tmp_path / "a")
+    data = bytearray((tmp_path / "b" / "model.safetensors").read_bytes()); data[-3] ^= 1
+    (tmp_path / "b" / "model.safetensors").write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="model.safetensors does not match manifest.json"): load_model(tmp_path / "b")
+
+
+def test_a_full_disk_during_a_save_is_one_line_and_keeps_the_previous_checkpoint(full_run, tmp_path):
+    finished = full_run[0]
+    for f in finished.iterdir(): (tmp_path / f.name).write_bytes(f.read_bytes())
+    before = {f.name: f.read_bytes() for f in tmp_path.iterdir()}
+    script = ("import errno, sys, torch\n"
+              "def full(*a, **k): raise OSError(errno.ENOSPC, 'No space left on device')\n"
+              "torch.save = full\n"
+              "from llm_from_scratch.__main__ import main\n"
+              f"raise SystemExit(main(['pretrain', '--resume', {str(tmp_path)!r}, '--epochs', '3']))")
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 1, r.stderr
+    errors = [line for line in r.stderr.splitlines() if line.startswith("llmfs: error")]
+    assert errors == [f"llmfs: error: could not write the checkpoint in {tmp_path}: No space left on device; "
+                      f"the previous checkpoint in {tmp_path} is intact"], r.stderr
+    assert "Traceback" not in r.stderr
+    assert {f.name: f.read_bytes() for f in tmp_path.iterdir()} == before
+
+
+def test_non_finite_evaluation_losses_stop_training_and_nothing_is_saved(tmp_path):
+    from llm_from_scratch.gpt_model import GPT_CONFIG_TINY, GPTModel
+    from llm_from_scratch.pretraining import NonFiniteLossError, train_model
+    torch.manual_seed(0)
+    model = GPTModel(GPT_CONFIG_TINY)
+    with torch.no_grad(): model.tok_emb.weight[7] = float("nan")   # token 7 breaks the model; training never sees it
+    train = [(x, x) for x in torch.randint(100, 50257, (3, 2, 16))]
+    val = [(torch.full((2, 16), 7), torch.full((2, 16), 7))]
+    with pytest.raises(NonFiniteLossError, match="evaluation losses are .* and nan"):
+        train_model(model, train, val, torch.optim.SGD(model.parameters(), lr=0.0), "cpu", 1, 1, 1, log=lambda *a: None,
+                    checkpoint_dir=tmp_path)
+    assert not (tmp_path / "model.safetensors").exists()
+
+
+def test_a_corrupt_file_in_the_hub_cache_is_refused(tmp_path):
+    "The Hugging Face cache links each large file to a blob named by its SHA-256: a damaged blob is caught."
+    from transformers import GPT2Config, GPT2LMHeadModel
+    torch.manual_seed(0)
+    GPT2LMHeadModel(GPT2Config(n_positions=64, n_embd=64, n_layer=2, n_head=4)).save_pretrained(tmp_path / "src")
+    blobs, snapshot = tmp_path / "blobs", tmp_path / "snapshot"
+    blobs.mkdir(); snapshot.mkdir()
+    data = (tmp_path / "src" / "model.safetensors").read_bytes()
+    import hashlib
+    blob = blobs / hashlib.sha256(data).hexdigest()
+    blob.write_bytes(data)
+    (snapshot / "model.safetensors").symlink_to(blob)
+    (snapshot / "config.json").write_text((tmp_path / "src" / "config.json").read_text())
+    load_gpt2(snapshot)   # intact: loads
+    damaged = bytearray(data); damaged[-10] ^= 0xFF
+    blob.write_bytes(bytes(damaged))
+    with pytest.raises(CheckpointError, match="does not match the SHA-256 that the Hugging Face hub gave"): load_gpt2(snapshot)
