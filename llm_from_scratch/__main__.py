@@ -23,12 +23,12 @@ import torch
 
 from .gpt_model import GPT_CONFIGS, GPTModel
 from .pretrained_weights import load_gpt2
-from .pretraining import (CONFIG_FILE, MANIFEST_FILE, STATE_FILE, CheckpointError, NonFiniteLossError, TrainingInterrupted, WEIGHTS_FILE, adamw,
+from .pretraining import (CONFIG_FILE, MANIFEST_FILE, STATE_FILE, checked_file, CheckpointError, NonFiniteLossError, TrainingInterrupted, WEIGHTS_FILE, adamw,
     generate_stream, load_config, load_model, load_training_state, load_weights, plot_losses,
     get_device, text_to_token_ids, train_model)
 from llm_from_scratch.text_data import (DataFile, DownloadError, atomic_path, create_dataloader_v1, download,
     get_tokenizer)
-from .training_at_scale import use_fast_linear
+from .training_at_scale import FastLinear, use_fast_linear
 
 # %% ../nbs/10_cli.ipynb #00aac48d
 class CLIError(Exception):
@@ -59,6 +59,7 @@ def read_texts(
             if not path.is_file(): raise CLIError(f"--data {src}: no such file")
         try: texts.append(path.read_text(encoding="utf-8"))
         except UnicodeDecodeError: raise CLIError(f"--data {src}: not a UTF-8 text file") from None
+        except OSError as e: raise CLIError(f"--data {src}: cannot be read ({e.strerror})") from None
     return "<|endoftext|>".join(texts), list(sources)
 
 # %% ../nbs/10_cli.ipynb #e502825e
@@ -76,11 +77,16 @@ def _check_pretrain_args(args):
         value = getattr(args, name)
         if value is not None and value < 1: raise CLIError(f"--{name.replace('_', '-')} must be at least 1, not {value}")
     if args.lr is not None and not 0 < args.lr < math.inf: raise CLIError(f"--lr must be a positive number, not {args.lr}")
+    _check_seed(args.seed)
+
+def _check_seed(seed:int|None):
+    "A --seed that torch.manual_seed takes: 0 to 2**63 - 1."
+    if seed is not None and not 0 <= seed < 2**63: raise CLIError(f"--seed must be between 0 and 2**63 - 1, not {seed}")
 
 def _check_out(out:Path, continuing:bool, overwrite:bool):
     "Refuse an --out that cannot be written, or that holds a run a new one would replace (without --overwrite)."
     if out.exists() and not out.is_dir(): raise CLIError(f"--out {out} is a file, not a folder")
-    if not continuing and (out/CONFIG_FILE).exists() and not overwrite:
+    if not continuing and ((out/CONFIG_FILE).exists() or (out/MANIFEST_FILE).exists()) and not overwrite:
         raise CLIError(f"{out} already holds a checkpoint: continue that run with  llmfs pretrain --resume {out}, "
                        "or replace it with --overwrite (or choose another --out)")
     probe = out
@@ -99,9 +105,12 @@ def _run_settings(args) -> tuple[dict, dict, dict|None]:
         missing = [k for k in ("optimizer", "state") if not saved.get(k)]
         missing += [f"state.{k}" for k in ("epoch", "batch", "step", "rng", "epoch_rng") if k not in (saved.get("state") or {})]
         if missing: raise CheckpointError(f"{Path(args.resume)/STATE_FILE} lacks {', '.join(missing)}: it cannot be resumed")
-        for key in ("batch_size", "lr", "seed"):
+        if not args.fast_linear and run.get("fast_linear"):
+            raise CLIError("--no-fast-linear differs from the resumed run, which used oneDNN linear layers (kept for an exact resume)")
+        for key in ("batch_size", "lr", "seed", "eval_freq", "eval_iter"):
             given = getattr(args, key)
-            if given is not None and given != run[key]: raise CLIError(f"--{key.replace('_', '-')} {given} differs from the resumed run's {run[key]}")
+            if given is not None and given != run.get(key, given):
+                raise CLIError(f"--{key.replace('_', '-')} {given} differs from the resumed run's {run[key]}")
         if args.context_length is not None and args.context_length != cfg["context_length"]:
             raise CLIError(f"--context-length {args.context_length} differs from the checkpoint's {cfg['context_length']}")
         return cfg, {**run, "epochs": run["epochs"] if args.epochs is None else args.epochs}, saved
@@ -113,7 +122,8 @@ def _run_settings(args) -> tuple[dict, dict, dict|None]:
     cfg["context_length"] = ctx
     run = {"config": config, "data": args.data, "batch_size": 2 if args.batch_size is None else args.batch_size,
            "lr": args.lr if args.lr is not None else (2e-3 if config in ("tiny", "small") else 4e-4),
-           "seed": 123 if args.seed is None else args.seed, "eval_freq": args.eval_freq, "eval_iter": args.eval_iter,
+           "seed": 123 if args.seed is None else args.seed, "eval_freq": 5 if args.eval_freq is None else args.eval_freq,
+           "eval_iter": 5 if args.eval_iter is None else args.eval_iter,
            "epochs": 10 if args.epochs is None else args.epochs}
     return cfg, run, None
 
@@ -128,6 +138,52 @@ def _training_text(args, run:dict) -> tuple[str, list[str]]:
     text, sources = read_texts(args.data)
     run["text_sha256"] = hashlib.sha256(text.encode()).hexdigest()
     return text, sources
+
+# %% ../nbs/10_cli.ipynb #3c27c049
+def _train_until_stopped(model, train_loader, val_loader, optimizer, device, run:dict, state:dict|None, out:Path,
+                         sample_prompt:str, tokenizer) -> int:
+    "Run `train_model` with a checkpoint per epoch; Ctrl-C or SIGTERM stop it after the step, with a checkpoint."
+    from tqdm.auto import tqdm
+    def log(line):  # above the progress bar, and at once (a pipe, `| tee log`, would hold it back)
+        tqdm.write(line); sys.stdout.flush()
+    stop = {"signal": None}
+    def _on_signal(signum, frame):
+        if stop["signal"] is not None: raise SystemExit(128 + signum)  # asked twice: quit at once (nothing half written)
+        stop["signal"] = signum
+        print(f"\nStopping after this step and writing a checkpoint ({signal.Signals(signum).name}; again to quit at once)", file=sys.stderr)
+    in_main_thread = threading.current_thread() is threading.main_thread()  # signal handlers live there only
+    previous = {s: signal.signal(s, _on_signal) for s in (signal.SIGINT, signal.SIGTERM)} if in_main_thread else {}
+    try:
+        state = train_model(model, train_loader, val_loader, optimizer, device, run["epochs"], run["eval_freq"], run["eval_iter"],
+                            start_context=sample_prompt, tokenizer=tokenizer, state=state, checkpoint_dir=out,
+                            should_stop=lambda s: stop["signal"] is not None, checkpoint_extra={"run": run}, progress=True, log=log)
+    except TrainingInterrupted as e:
+        try: _save_loss_plot(out, e.state, run)
+        except OSError: pass  # the checkpoint is written; the plot is a convenience
+        print(f"Interrupted at step {e.state['step']}: resume with  llmfs pretrain --resume {out} --epochs {run['epochs']}", file=sys.stderr)
+        return 128 + stop["signal"]  # 130 for Ctrl-C, 143 for SIGTERM, as a shell reports them
+    except NonFiniteLossError as e:
+        kept = f"The last good checkpoint in {out} is kept." if (out/CONFIG_FILE).exists() else "No checkpoint was written."
+        print(f"llmfs: error: {e} {kept}", file=sys.stderr)
+        return 1
+    except OSError as e:  # a full disk, a folder that went away: the save is all or nothing
+        kept = f"the last complete checkpoint in {out} is kept" if (out/MANIFEST_FILE).exists() else "no checkpoint was written"
+        print(f"llmfs: error: could not write the checkpoint in {out}: {e.strerror or e}; {kept}", file=sys.stderr)
+        return 1
+    finally:
+        for s, handler in previous.items(): signal.signal(s, handler)
+    _save_loss_plot(out, state, run)
+    print(f"Done: {state['epoch']} epochs, final train loss {state['train_losses'][-1]:.3f}, val loss "
+          f"{state['val_losses'][-1]:.3f}" if state["train_losses"] else f"Done: {state['epoch']} epochs")
+    print(f"Checkpoint: {out}/ (model.safetensors, config.json, training_state.pt, manifest.json, loss.png)")
+    return 0
+
+def _save_loss_plot(out:Path, state:dict, run:dict):
+    "Write the run's loss plot, loss.png, beside its checkpoint."
+    if state["train_losses"]:
+        epochs_seen = [t / run["tokens_per_epoch"] for t in state["track_tokens_seen"]]
+        fig = plot_losses(epochs_seen, state["track_tokens_seen"], state["train_losses"], state["val_losses"])
+        with atomic_path(out/"loss.png") as tmp: fig.savefig(tmp, format="png", dpi=120)
 
 # %% ../nbs/10_cli.ipynb #bd0de055
 def _pretrain(args) -> int:
@@ -149,11 +205,13 @@ def _pretrain(args) -> int:
                        f"validation) is too short for --context-length {ctx} and --batch-size {bs}: {e}") from None
     torch.manual_seed(run["seed"])
     model = GPTModel(cfg).to(device)
-    if device.type == "cpu" and args.fast_linear: use_fast_linear(model)  # where measured faster on this CPU
+    if device.type == "cpu":  # oneDNN layers where measured faster here; a resumed run keeps its own choice (exact resume)
+        use_fast_linear(model, force=run.get("fast_linear") if saved is not None else (None if args.fast_linear else False))
+    run["fast_linear"] = type(model.out_head) is FastLinear
     optimizer = adamw(model, lr=run["lr"], weight_decay=0.1)
     state = None
     if saved is not None:
-        load_weights(model, Path(args.resume)/WEIGHTS_FILE)
+        load_weights(model, checked_file(args.resume, WEIGHTS_FILE))
         optimizer.load_state_dict(saved["optimizer"])
         state = saved["state"]
         if state["epoch"] >= run["epochs"]:
@@ -161,53 +219,10 @@ def _pretrain(args) -> int:
     run["tokens_per_epoch"] = len(train_loader) * bs * ctx
     n_params = sum(p.numel() for p in model.parameters())
     print(f"Training a {n_params / 1e6:.1f}M-parameter GPT ({cfg['n_layers']} layers, {cfg['emb_dim']} dims, context {ctx}) "
-          f"on {', '.join(sources)} ({len(train_loader)} batches of {bs} per epoch) on {device}, to {run['epochs']} epochs")
+          f"on {', '.join(sources)} ({len(train_loader)} batches of {bs} per epoch) on {device}, to {run['epochs']} epochs", flush=True)
     if args.overwrite:  # the old run goes only now, when the new one is ready to start
         for name in (MANIFEST_FILE, WEIGHTS_FILE, CONFIG_FILE, STATE_FILE, "loss.png"): (out/name).unlink(missing_ok=True)
     return _train_until_stopped(model, train_loader, val_loader, optimizer, device, run, state, out, args.sample_prompt, tokenizer)
-
-# %% ../nbs/10_cli.ipynb #3c27c049
-def _train_until_stopped(model, train_loader, val_loader, optimizer, device, run:dict, state:dict|None, out:Path,
-                         sample_prompt:str, tokenizer) -> int:
-    "Run `train_model` with a checkpoint per epoch; Ctrl-C or SIGTERM stop it after the step, with a checkpoint."
-    from tqdm.auto import tqdm
-    stop = {"signal": None}
-    def _on_signal(signum, frame):
-        if stop["signal"] is not None: raise KeyboardInterrupt  # asked twice: quit at once
-        stop["signal"] = signum
-        print(f"\nStopping after this step and writing a checkpoint ({signal.Signals(signum).name}; again to quit at once)", file=sys.stderr)
-    in_main_thread = threading.current_thread() is threading.main_thread()  # signal handlers live there only
-    previous = {s: signal.signal(s, _on_signal) for s in (signal.SIGINT, signal.SIGTERM)} if in_main_thread else {}
-    try:
-        state = train_model(model, train_loader, val_loader, optimizer, device, run["epochs"], run["eval_freq"], run["eval_iter"],
-                            start_context=sample_prompt, tokenizer=tokenizer, state=state, checkpoint_dir=out,
-                            should_stop=lambda s: stop["signal"] is not None, checkpoint_extra={"run": run}, progress=True, log=tqdm.write)
-    except TrainingInterrupted as e:
-        _save_loss_plot(out, e.state, run)
-        print(f"Interrupted at step {e.state['step']}: resume with  llmfs pretrain --resume {out} --epochs {run['epochs']}", file=sys.stderr)
-        return 128 + stop["signal"]  # 130 for Ctrl-C, 143 for SIGTERM, as a shell reports them
-    except NonFiniteLossError as e:
-        kept = f"The last good checkpoint in {out} is kept." if (out/CONFIG_FILE).exists() else "No checkpoint was written."
-        print(f"llmfs: error: {e} {kept}", file=sys.stderr)
-        return 1
-    except OSError as e:  # a full disk, a folder that went away: the save is all or nothing
-        kept = f"the previous checkpoint in {out} is intact" if (out/CONFIG_FILE).exists() else "no checkpoint was written"
-        print(f"llmfs: error: could not write the checkpoint in {out}: {e.strerror or e}; {kept}", file=sys.stderr)
-        return 1
-    finally:
-        for s, handler in previous.items(): signal.signal(s, handler)
-    _save_loss_plot(out, state, run)
-    print(f"Done: {state['epoch']} epochs, final train loss {state['train_losses'][-1]:.3f}, val loss "
-          f"{state['val_losses'][-1]:.3f}" if state["train_losses"] else f"Done: {state['epoch']} epochs")
-    print(f"Checkpoint: {out}/ (model.safetensors, config.json, training_state.pt, manifest.json, loss.png)")
-    return 0
-
-def _save_loss_plot(out:Path, state:dict, run:dict):
-    "Write the run's loss plot, loss.png, beside its checkpoint."
-    if state["train_losses"]:
-        epochs_seen = [t / run["tokens_per_epoch"] for t in state["track_tokens_seen"]]
-        fig = plot_losses(epochs_seen, state["track_tokens_seen"], state["train_losses"], state["val_losses"])
-        with atomic_path(out/"loss.png") as tmp: fig.savefig(tmp, format="png", dpi=120)
 
 # %% ../nbs/10_cli.ipynb #ebe64d2d
 def _generate(args) -> int:
@@ -217,6 +232,7 @@ def _generate(args) -> int:
     if args.max_new_tokens < 0: raise CLIError(f"--max-new-tokens must be at least 0, not {args.max_new_tokens}")
     if not 0 <= args.temperature < float("inf"): raise CLIError(f"--temperature must be a finite number >= 0, not {args.temperature}")
     if args.top_k is not None and args.top_k < 1: raise CLIError(f"--top-k must be at least 1, not {args.top_k}")
+    _check_seed(args.seed)
     if args.checkpoint: model = load_model(args.checkpoint, device)
     else:
         try: model = load_gpt2(args.model, device)
@@ -261,8 +277,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", metavar="DIR", help="continue the run saved in DIR (its settings are reused)")
     p.add_argument("--overwrite", action="store_true", help="start a new run in an --out folder that holds one")
     p.add_argument("--seed", type=int, help="random seed (default: 123)")
-    p.add_argument("--eval-freq", type=int, default=5, help="evaluate every N steps (default: 5)")
-    p.add_argument("--eval-iter", type=int, default=5, help="batches per evaluation (default: 5)")
+    p.add_argument("--eval-freq", type=int, help="evaluate every N steps (default: 5)")
+    p.add_argument("--eval-iter", type=int, help="batches per evaluation (default: 5)")
     p.add_argument("--sample-prompt", default="Every effort moves you", help="prompt of the sample printed after each epoch")
     p.set_defaults(func=_pretrain)
     g = sub.add_parser("generate", help="continue a prompt with a trained checkpoint", description=

@@ -251,7 +251,7 @@ def generate_text_simple_cached(
     max_new_tokens:int, # tokens to append
     context_size:int|None=None, # the most tokens the model sees at once (default: its context_length)
 ) -> torch.Tensor: # (batch, num_tokens + max_new_tokens)
-    "`generate_text_simple` with a KV cache: the same tokens, computing only the new token at each step."
+    "`generate_text_simple` with a KV cache: the same tokens; each step computes only the new token (until the context is full)."
     next_logits = NextTokenLogits(model, context_size or model.cfg["context_length"], use_cache=True)
     for _ in range(max_new_tokens):
         idx_next = next_logits(idx).argmax(dim=-1, keepdim=True)  # (batch, 1)

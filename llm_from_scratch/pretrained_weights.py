@@ -183,6 +183,7 @@ def check_hub_checksum(path:Path) -> Path:
                               "it is corrupt or truncated; delete it, and it is downloaded again")
     return Path(path)
 
+# %% ../nbs/04_pretrained_weights.ipynb #a4dbb9a3
 def load_gpt2(
     name_or_path:str|Path, # hub name, local folder, .safetensors file or the book's .pth file
     device=None, # where to put the model (default: CPU)

@@ -151,7 +151,7 @@ def generate_stream(
     context_size:int, # the most tokens the model sees at once
     temperature:float=0.0, # 0: greedy; otherwise divide the logits by it and sample
     top_k:int|None=None, # sample only among the `top_k` most likely tokens
-    eos_id:int|None=None, # stop when every sequence of the batch produced this token
+    eos_id:int|None=None, # stop when this token is the next token of every sequence at the same step
     use_cache:bool|None=None, # reuse the KV cache (default: yes for a GPTModel)
 ):
     "Yield each new token (a (batch, 1) tensor) as it is generated."
@@ -265,27 +265,27 @@ def save_checkpoint(
 
 # %% ../nbs/03_pretraining.ipynb #3084e0f5
 def checked_file(ckpt_dir:str|Path, name:str) -> Path:
-    "The path of a checkpoint's file `name`, after checking its size and SHA-256 against the checkpoint's manifest."
+    "The path to read a checkpoint's file `name` from, after checking its size and SHA-256 against the manifest."
     ckpt_dir = Path(ckpt_dir)
     path, files = ckpt_dir/name, _read_manifest(ckpt_dir)
     if files is None: return path  # written before manifests: nothing to check against
     if name not in files: raise CheckpointError(f"{path} is not part of the checkpoint in {ckpt_dir}: {MANIFEST_FILE} does not list it")
+    for candidate in (path, _staged(ckpt_dir, name)):  # a save interrupted after its commit point: the new file, not yet renamed
+        if candidate.is_file() and _file_record(candidate) == files[name]: return candidate
     if not path.is_file(): raise CheckpointError(f"{path} does not exist, but {MANIFEST_FILE} lists it")
-    if _file_record(path) != files[name]:
-        raise CheckpointError(f"{path} does not match {MANIFEST_FILE} (its size or SHA-256 differs): it is corrupt, "
-                              "truncated, or from another checkpoint")
-    return path
+    raise CheckpointError(f"{path} does not match {MANIFEST_FILE} (its size or SHA-256 differs): it is corrupt, "
+                          "truncated, or from another checkpoint")
 
 def load_config(ckpt_dir:str|Path) -> dict:
-    "The model config saved in a checkpoint folder (finishing or dropping an interrupted save first, where writable)."
-    path = Path(ckpt_dir)/CONFIG_FILE
-    if not path.is_file(): raise CheckpointError(f"{path} does not exist: {Path(ckpt_dir)} is not a checkpoint folder")
-    try: recover_checkpoint(ckpt_dir)
-    except OSError: pass  # a read-only folder: it can still be read
-    checked_file(ckpt_dir, CONFIG_FILE)
+    "The model config saved in a checkpoint folder (reading never changes the folder: a save may be running)."
+    ckpt_dir = Path(ckpt_dir)
+    if not ((ckpt_dir/CONFIG_FILE).is_file() or (ckpt_dir/MANIFEST_FILE).is_file()):
+        raise CheckpointError(f"{ckpt_dir/CONFIG_FILE} does not exist: {ckpt_dir} is not a checkpoint folder")
+    path = checked_file(ckpt_dir, CONFIG_FILE)
     try: return check_config(json.loads(path.read_text(encoding="utf-8")))
-    except (json.JSONDecodeError, ValueError) as e: raise CheckpointError(f"{path} is not a valid model config: {e}") from None
+    except (json.JSONDecodeError, ValueError) as e: raise CheckpointError(f"{ckpt_dir/CONFIG_FILE} is not a valid model config: {e}") from None
 
+# %% ../nbs/03_pretraining.ipynb #f847485c
 def check_tensor_shapes(expected:nn.Module|dict, tensors:dict[str, torch.Tensor], source:str):
     "Raise a CheckpointError naming the first tensor of `expected` (a model, or names -> shapes) that `tensors` lacks or has in another shape."
     if isinstance(expected, nn.Module): expected = {name: t.shape for name, t in expected.state_dict().items()}
@@ -317,9 +317,10 @@ def load_model(ckpt_dir:str|Path, device=None) -> GPTModel:
 def load_training_state(ckpt_dir:str|Path) -> dict:
     "The optimizer state, progress and settings saved in a checkpoint folder (loaded with weights_only=True)."
     path = Path(ckpt_dir)/STATE_FILE
-    if not path.is_file(): raise CheckpointError(f"{path} does not exist: this checkpoint has no training state to resume from")
-    checked_file(ckpt_dir, STATE_FILE)
-    try: return torch.load(path, weights_only=True, map_location="cpu")
+    if not (path.is_file() or _staged(Path(ckpt_dir), STATE_FILE).is_file()):
+        raise CheckpointError(f"{path} does not exist: this checkpoint has no training state to resume from")
+    checked = checked_file(ckpt_dir, STATE_FILE)
+    try: return torch.load(checked, weights_only=True, map_location="cpu")
     except Exception as e:  # weights_only=True refuses anything but tensors and plain data: such a file is never run
         raise CheckpointError(f"{path} is corrupt or not a training state ({type(e).__name__}): it was not loaded") from None
 

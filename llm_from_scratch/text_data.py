@@ -16,6 +16,7 @@ import json
 import os
 import re
 import tempfile
+import time
 import urllib.request
 import zipfile
 from collections import Counter, defaultdict
@@ -467,8 +468,9 @@ def download(
         if not file.sha256 or sha256sum(cached) == file.sha256: return cached
         tried.append(f"cache: {cached} has the wrong checksum (it will be replaced)")
     else: tried.append(f"cache: {cached} does not exist")
-    if cached.parent.is_dir():  # temporary files of downloads that were killed before they finished
-        for stale in cached.parent.glob(f".{cached.name}.*.part"): stale.unlink(missing_ok=True)
+    if cached.parent.is_dir():  # temporary files of downloads killed before they finished (a live one is written to)
+        for stale in cached.parent.glob(f".{cached.name}.*.part"):
+            if time.time() - stale.stat().st_mtime > 60: stale.unlink(missing_ok=True)
     for url in file.urls:
         try:
             _fetch(url, cached, file, timeout, progress)

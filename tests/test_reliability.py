@@ -71,6 +71,8 @@ def test_leftovers_of_a_killed_download_are_removed_on_the_next_run(offline_cach
     (offline_cache / "site").mkdir(parents=True)
     stale = offline_cache / "site" / ".file.txt.abc123.part"
     stale.write_text("half a down")
+    an_hour_ago = stale.stat().st_mtime - 3600
+    os.utime(stale, (an_hour_ago, an_hour_ago))   # a live download (in another process) writes its file all the time
     path = download(DataFile("site/file.txt", ((tmp_path / "src.txt").as_uri(),)), progress=False)
     assert path.read_text() == "hello" and not stale.exists()
 
@@ -136,6 +138,8 @@ def test_a_pth_missing_a_tensor_names_it(tmp_path):
     (["generate", "--checkpoint", "x", "--prompt", "Hi", "--max-new-tokens", "-5"], "--max-new-tokens must be at least 0, not -5"),
     (["generate", "--checkpoint", "x", "--prompt", "Hi", "--top-k", "0"], "--top-k must be at least 1, not 0"),
     (["pretrain", *FAST, "--device", "tpu"], "--device tpu"),
+    (["pretrain", *FAST, "--seed", str(2**64)], "--seed must be between 0 and 2**63 - 1"),
+    (["generate", "--checkpoint", "x", "--prompt", "Hi", "--seed", "-1"], "--seed must be between 0 and 2**63 - 1"),
 ])
 def test_bad_arguments_are_refused_before_anything_loads(args, message, tmp_path):
     one_line_error(llmfs(*args, cwd=tmp_path, timeout=120), message)
@@ -170,6 +174,15 @@ def test_a_new_run_never_replaces_a_finished_one(full_run, tmp_path):
     r = llmfs("pretrain", *FAST, "--epochs", 1, "--seed", 7, "--out", copy, "--overwrite")
     assert r.returncode == 0, r.stderr
     assert (copy / "model.safetensors").read_bytes() != before
+
+
+def test_a_resume_checks_the_weights_and_keeps_the_runs_settings(full_run, tmp_path):
+    finished = full_run[0]
+    for f in finished.iterdir(): (tmp_path / f.name).write_bytes(f.read_bytes())
+    one_line_error(llmfs("pretrain", "--resume", tmp_path, "--epochs", 3, "--eval-freq", 7), "--eval-freq 7 differs from the resumed run's 20")
+    data = bytearray((tmp_path / "model.safetensors").read_bytes()); data[-7] ^= 1
+    (tmp_path / "model.safetensors").write_bytes(bytes(data))
+    one_line_error(llmfs("pretrain", "--resume", tmp_path, "--epochs", 3), "model.safetensors does not match manifest.json")
 
 
 def test_a_resume_missing_a_state_key_is_refused(full_run, tmp_path):
@@ -229,25 +242,34 @@ def tiny_checkpoint(folder, seed, step):
 
 
 def test_a_save_killed_at_any_rename_leaves_the_old_or_the_new_checkpoint(tmp_path):
-    from llm_from_scratch.pretraining import load_model, load_training_state
+    from llm_from_scratch.pretraining import load_model, load_training_state, recover_checkpoint
     old = tiny_checkpoint(tmp_path / "old", seed=1, step=1)
     new = tiny_checkpoint(tmp_path / "new", seed=2, step=2)
     done = subprocess.run([sys.executable, "-c", KILLED_SAVE, tmp_path / "count", "0"], capture_output=True, text=True)
     renames = int(done.stdout)   # how many renames a whole save makes
     assert renames >= 5
-    outcomes = []
+    outcomes = {"over a checkpoint": [], "into an empty folder": []}
     for kill_at in range(1, renames + 1):
-        folder = tmp_path / f"killed{kill_at}"
-        folder.mkdir()
-        for f in (tmp_path / "old").iterdir(): (folder / f.name).write_bytes(f.read_bytes())
-        r = subprocess.run([sys.executable, "-c", KILLED_SAVE, folder, str(kill_at)], capture_output=True, text=True)
-        assert r.returncode == 137, r.stderr
-        load_model(folder)   # loading finishes or drops the interrupted save, and checks every file
-        step = load_training_state(folder)["state"]["step"]
-        assert (folder / "model.safetensors").read_bytes() == {1: old, 2: new}[step], kill_at
-        assert not [p.name for p in folder.iterdir() if p.name.startswith(".")]   # no leftovers
-        outcomes.append(step)
-    assert outcomes[0] == 1 and outcomes[-1] == 2, outcomes   # killed early: the old one; late: the new one
+        for start, steps in outcomes.items():
+            folder = tmp_path / f"{kill_at}-{start.replace(' ', '-')}"
+            folder.mkdir()
+            if start == "over a checkpoint":
+                for f in (tmp_path / "old").iterdir(): (folder / f.name).write_bytes(f.read_bytes())
+            r = subprocess.run([sys.executable, "-c", KILLED_SAVE, folder, str(kill_at)], capture_output=True, text=True)
+            assert r.returncode == 137, r.stderr
+            try:
+                load_model(folder)   # every file checked against the manifest
+                step = load_training_state(folder)["state"]["step"]
+            except CheckpointError as e:   # killed before the first save's commit point: no checkpoint at all
+                assert start == "into an empty folder" and "is not a checkpoint folder" in str(e), (kill_at, start, e)
+                step = 0
+            recover_checkpoint(folder)   # what the next save does first
+            assert not [p.name for p in folder.iterdir() if p.name.startswith(".")], (kill_at, start)   # no leftovers
+            if step: assert (folder / "model.safetensors").read_bytes() == {1: old, 2: new}[step], (kill_at, start)
+            steps.append(step)
+    assert outcomes["over a checkpoint"][0] == 1 and outcomes["over a checkpoint"][-1] == 2, outcomes
+    assert outcomes["into an empty folder"][0] == 0 and outcomes["into an empty folder"][-1] == 2, outcomes
+    assert set(outcomes["over a checkpoint"]) == {1, 2} and set(outcomes["into an empty folder"]) == {0, 2}
 
 
 def test_flipped_bytes_or_a_foreign_file_are_refused(tmp_path):
@@ -274,7 +296,7 @@ def test_a_full_disk_during_a_save_is_one_line_and_keeps_the_previous_checkpoint
     assert r.returncode == 1, r.stderr
     errors = [line for line in r.stderr.splitlines() if line.startswith("llmfs: error")]
     assert errors == [f"llmfs: error: could not write the checkpoint in {tmp_path}: No space left on device; "
-                      f"the previous checkpoint in {tmp_path} is intact"], r.stderr
+                      f"the last complete checkpoint in {tmp_path} is kept"], r.stderr
     assert "Traceback" not in r.stderr
     assert {f.name: f.read_bytes() for f in tmp_path.iterdir()} == before
 
@@ -288,8 +310,19 @@ def test_non_finite_evaluation_losses_stop_training_and_nothing_is_saved(tmp_pat
     train = [(x, x) for x in torch.randint(100, 50257, (3, 2, 16))]
     val = [(torch.full((2, 16), 7), torch.full((2, 16), 7))]
     with pytest.raises(NonFiniteLossError, match="evaluation losses are .* and nan"):
-        train_model(model, train, val, torch.optim.SGD(model.parameters(), lr=0.0), "cpu", 1, 1, 1, log=lambda *a: None,
-                    checkpoint_dir=tmp_path)
+        train_model(model, train, val, torch.optim.SGD(model.parameters(), lr=0.0), "cpu", 1, 1, 1, log=lambda *a: None)
+
+
+def test_a_checkpoint_is_never_written_with_non_finite_weights(tmp_path):
+    from llm_from_scratch.gpt_model import GPT_CONFIG_TINY, GPTModel
+    from llm_from_scratch.pretraining import NonFiniteLossError, train_model
+    torch.manual_seed(0)
+    model = GPTModel(GPT_CONFIG_TINY)
+    with torch.no_grad(): model.pos_emb.weight[63] = float("inf")   # a position these 16-token batches never reach
+    batches = [(x, x) for x in torch.randint(0, 50257, (3, 2, 16))]
+    with pytest.raises(NonFiniteLossError, match="weights hold nan or infinite values"):
+        train_model(model, batches, batches, torch.optim.SGD(model.parameters(), lr=0.0), "cpu", 1, 100, 1,
+                    log=lambda *a: None, checkpoint_dir=tmp_path)
     assert not (tmp_path / "model.safetensors").exists()
 
 
