@@ -9,6 +9,7 @@ https://llm-from-scratch.github.io/llm-from-scratch/):
 - `gpt_model` (02, chapter 4): `GPTModel`, `generate_text_simple`, and the KV cache (`KVCache`, `generate_text_simple_cached`).
 - `pretraining` (03, chapter 5): losses, `train_model_simple`, decoding, checkpoints and the `train_model` loop `llmfs` runs.
 - `pretrained_weights` (04, chapter 5): OpenAI's GPT-2 weights (`load_gpt2`), and export to Hugging Face.
+- `classification` (05, chapter 6): the spam data (`download_and_unzip_spam_data`, `SpamDataset`); the classifier follows.
 - `training_at_scale` (07, appendices A and D): the speed recipe (`use_fast_linear`).
 
 The command line is `llmfs` (`python -m llm_from_scratch`): `llmfs pretrain`, `llmfs generate`.

@@ -65,7 +65,7 @@ def test_generate_streams_the_continuation(full_run):
     greedy = llmfs("generate", "--checkpoint", out, "--prompt", prompt, "--max-new-tokens", 10, "--temperature", 0, "--no-fast-linear")
     assert greedy.returncode == 0, greedy.stderr
     expected = greedy_continuation(load_model(out), prompt, 10)
-    assert len(expected) > 10
+    assert expected  # the model generated something (greedy: the same as the library, below)
     assert greedy.stdout == prompt + expected + "\n"
     r = llmfs("generate", "--checkpoint", out, "--prompt", prompt, "--max-new-tokens", 10, "--seed", 1)
     assert r.returncode == 0, r.stderr
@@ -129,3 +129,20 @@ def test_generate_with_a_gpt2_folder(tmp_path):
     assert r.returncode == 2 and "neither a GPT-2 name" in r.stderr and len(r.stderr.strip().splitlines()) == 1
     r = llmfs("generate", "--model", tmp_path, "--checkpoint", tmp_path, "--prompt", "Hello")
     assert r.returncode == 2 and "not allowed with argument" in r.stderr
+
+
+@pytest.mark.parametrize("content, message", [
+    ("a,b,c\n1,2,3\n", "needs a 'text' and a 'label' column"),
+    ("label,text\npos,great\nneg,bad\nmeh,so-so\n", "exactly two labels, found 3"),
+    ("label,text\npos,great\nneg,\n", "row 2 has an empty text"),
+])
+def test_finetune_classifier_refuses_bad_data_in_one_line(content, message, full_run, tmp_path):
+    (tmp_path / "data.csv").write_text(content)
+    r = llmfs("finetune-classifier", "--checkpoint", full_run[0], "--data", tmp_path / "data.csv", "--out", tmp_path / "clf")
+    assert r.returncode == 2 and message in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and not (tmp_path / "clf").exists()
+
+
+def test_classify_needs_a_classifier(full_run):
+    r = llmfs("classify", "--checkpoint", full_run[0], "Hello")
+    assert r.returncode == 2 and "holds a GPT, not a classifier" in r.stderr and len(r.stderr.strip().splitlines()) == 1
