@@ -21,6 +21,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
+from . import pretraining
 from .gpt_model import GPTModel
 from .pretraining import WEIGHTS_FILE, CheckpointError, checked_file, load_config, load_weights, save_checkpoint
 from .text_data import DATA_FILES, atomic_path, download
@@ -170,24 +171,13 @@ def calc_loss_batch(input_batch:torch.Tensor, target_batch:torch.Tensor, model:n
     return F.cross_entropy(classifier_logits(model, input_batch), target_batch)
 
 def calc_loss_loader(data_loader, model:nn.Module, device, num_batches:int|None=None) -> float:
-    "The average classification loss over the first `num_batches` batches (all by default)."
-    num_batches = len(data_loader) if num_batches is None else min(num_batches, len(data_loader))
-    if num_batches < 1: raise ValueError("The data loader has no batches, so it has no loss")
-    total = 0.0
-    for i, (input_batch, target_batch) in enumerate(data_loader):
-        if i >= num_batches: break
-        total += calc_loss_batch(input_batch, target_batch, model, device).item()
-    return total / num_batches
+    "The average classification loss over the first `num_batches` batches: chapter 5's loop with this chapter's loss."
+    return pretraining.calc_loss_loader(data_loader, model, device, num_batches, loss_batch=calc_loss_batch)
 
 # %% ../nbs/05_classification.ipynb #3bab820d
 def evaluate_model(model:nn.Module, train_loader, val_loader, device, eval_iter:int) -> tuple[float, float]:
-    "Training and validation classification loss on `eval_iter` batches each, in evaluation mode."
-    model.eval()
-    with torch.no_grad():
-        train_loss = calc_loss_loader(train_loader, model, device, num_batches=eval_iter)
-        val_loss = calc_loss_loader(val_loader, model, device, num_batches=eval_iter)
-    model.train()
-    return train_loss, val_loss
+    "Training and validation classification loss on `eval_iter` batches each: chapter 5's, with this chapter's loss."
+    return pretraining.evaluate_model(model, train_loader, val_loader, device, eval_iter, loss_batch=calc_loss_batch)
 
 def train_classifier_simple(model:nn.Module, train_loader, val_loader, optimizer, device, num_epochs:int, eval_freq:int,
                             eval_iter:int) -> tuple[list, list, list, list, int]:

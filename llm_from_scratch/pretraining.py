@@ -45,8 +45,11 @@ def calc_loss_batch(input_batch:torch.Tensor, target_batch:torch.Tensor, model:n
     logits = model(input_batch)  # (b, num_tokens, vocab_size)
     return F.cross_entropy(logits.flatten(0, 1), target_batch.flatten())
 
-def calc_loss_loader(data_loader, model:nn.Module, device, num_batches:int|None=None) -> float:
+def calc_loss_loader(data_loader, model:nn.Module, device, num_batches:int|None=None,
+                     loss_batch=None, # the loss of one batch (default: `calc_loss_batch`; chapter 6 passes its own)
+                    ) -> float:
     "Average loss over the first `num_batches` batches of `data_loader` (all by default)."
+    loss_batch = loss_batch or calc_loss_batch
     if len(data_loader) == 0:
         raise ValueError("The data loader has no batches, so it has no loss: its text is too short for one batch "
                          "(use more text, a smaller batch_size or max_length, or drop_last=False)")
@@ -55,16 +58,18 @@ def calc_loss_loader(data_loader, model:nn.Module, device, num_batches:int|None=
     total = 0.0
     for i, (input_batch, target_batch) in enumerate(data_loader):
         if i >= num_batches: break
-        total += calc_loss_batch(input_batch, target_batch, model, device).item()
+        total += loss_batch(input_batch, target_batch, model, device).item()
     return total / num_batches
 
 # %% ../nbs/03_pretraining.ipynb #1a99b8ae
-def evaluate_model(model:nn.Module, train_loader, val_loader, device, eval_iter:int) -> tuple[float, float]:
+def evaluate_model(model:nn.Module, train_loader, val_loader, device, eval_iter:int,
+                   loss_batch=None, # the loss of one batch (default: `calc_loss_batch`)
+                  ) -> tuple[float, float]:
     "Training and validation loss on the first `eval_iter` batches of each loader, in evaluation mode."
     model.eval()
     with torch.no_grad():
-        train_loss = calc_loss_loader(train_loader, model, device, num_batches=eval_iter)
-        val_loss = calc_loss_loader(val_loader, model, device, num_batches=eval_iter)
+        train_loss = calc_loss_loader(train_loader, model, device, num_batches=eval_iter, loss_batch=loss_batch)
+        val_loss = calc_loss_loader(val_loader, model, device, num_batches=eval_iter, loss_batch=loss_batch)
     model.train()
     return train_loss, val_loss
 
