@@ -301,7 +301,7 @@ def test_a_full_disk_during_a_save_is_one_line_and_keeps_the_previous_checkpoint
     assert {f.name: f.read_bytes() for f in tmp_path.iterdir()} == before
 
 
-def test_non_finite_evaluation_losses_stop_training_and_nothing_is_saved(tmp_path):
+def test_non_finite_evaluation_losses_stop_training(tmp_path):
     from llm_from_scratch.gpt_model import GPT_CONFIG_TINY, GPTModel
     from llm_from_scratch.pretraining import NonFiniteLossError, train_model
     torch.manual_seed(0)
