@@ -263,7 +263,8 @@ def read_labelled_texts(path:str|Path) -> tuple[pd.DataFrame, list[str]]:
     "A CSV/TSV file of texts and two labels as a frame with Text and Label (0, 1) columns, and the labels' names."
     path = Path(path)
     if not path.is_file(): raise CLIError(f"--data {path}: no such file")
-    sep = "\t" if path.suffix.lower() in (".tsv", ".tab") or "\t" in path.read_text(encoding="utf-8", errors="replace")[:2000] else ","
+    with open(path, encoding="utf-8", errors="replace") as f: head = f.read(2000)  # enough to tell tabs from commas
+    sep = "\t" if path.suffix.lower() in (".tsv", ".tab") or "\t" in head else ","
     try:
         df = pd.read_csv(path, sep=sep)
         columns = {c.lower().strip(): c for c in df.columns}

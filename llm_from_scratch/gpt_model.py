@@ -147,8 +147,9 @@ def load_book_state_dict(
 # %% ../nbs/02_gpt_model.ipynb #9857e8c6
 def check_token_ids(idx:torch.Tensor, vocab_size:int) -> torch.Tensor:
     "Return `idx` if every token ID is in `0..vocab_size-1`, else raise a ValueError naming the first bad one."
-    if idx.numel() and not (0 <= int(idx.min()) and int(idx.max()) < vocab_size):
-        bad = int(idx.min()) if int(idx.min()) < 0 else int(idx.max())
+    lo, hi = (int(idx.min()), int(idx.max())) if idx.numel() else (0, 0)
+    if lo < 0 or hi >= vocab_size:
+        bad = lo if lo < 0 else hi
         raise ValueError(f"Token ID {bad} is outside the vocabulary: IDs must be in 0..{vocab_size - 1}")
     return idx
 
