@@ -22,8 +22,8 @@ from urllib.parse import urlparse
 import pandas as pd
 import torch
 
-from .classification import (TRAINABLE, SpamDataset, calc_accuracy_loader, classifier_logits,
-    load_classifier, plot_values, prepare_classifier, random_split, save_classifier, train_classifier_simple)
+from .classification import (TRAINABLE, SpamDataset, accuracy, classifier_logits, load_classifier,
+    plot_values, prepare_classifier, random_split, save_classifier, train_classifier)
 from .gpt_model import GPT_CONFIGS, GPTModel
 from .pretrained_weights import load_gpt2
 from .pretraining import (CONFIG_FILE, MANIFEST_FILE, STATE_FILE, checked_file, CheckpointError, NonFiniteLossError, TrainingInterrupted, WEIGHTS_FILE, adamw,
@@ -287,7 +287,7 @@ def balance_labels(df:pd.DataFrame) -> pd.DataFrame:
 
 # %% ../nbs/10_cli.ipynb #88ff12e7
 def _classifier_data(args, context_length:int, tokenizer, work:Path):
-    "The balanced, split, padded data of `llmfs finetune-classifier`: loaders, label names and text length."
+    "The balanced, split, padded data of `llmfs finetune-classifier`: datasets, label names and text length."
     path = args.data or download(DATA_FILES["sms_spam_collection/SMSSpamCollection.tsv"])
     df, names = read_labelled_texts(path)
     for name, part in zip(("train", "validation", "test"), random_split(balance_labels(df), 0.7, 0.1)):
@@ -295,10 +295,8 @@ def _classifier_data(args, context_length:int, tokenizer, work:Path):
     longest = SpamDataset(work/"train.csv", tokenizer).max_length
     if longest > context_length: print(f"Texts longer than {context_length} tokens (the model's context) are truncated to it", file=sys.stderr)
     sets = [SpamDataset(work/f"{n}.csv", tokenizer, max_length=min(longest, context_length)) for n in ("train", "validation", "test")]
-    torch.manual_seed(args.seed)
-    loaders = [torch.utils.data.DataLoader(ds, batch_size=args.batch_size, shuffle=i == 0, drop_last=i == 0) for i, ds in enumerate(sets)]
-    if len(loaders[0]) == 0: raise CLIError(f"--data {path}: too few texts for one batch of {args.batch_size}")
-    return loaders, names, sets[0].max_length
+    if len(sets[0]) < args.batch_size: raise CLIError(f"--data {path}: too few texts for one batch of {args.batch_size}")
+    return sets, names, sets[0].max_length
 
 def _finetune_classifier(args) -> int:
     "The `llmfs finetune-classifier` command: chapter 6's finetuning, with the book's settings as defaults."
@@ -314,15 +312,16 @@ def _finetune_classifier(args) -> int:
         except CheckpointError: raise
         except ValueError as e: raise CLIError(f"--model {args.model}: {e}") from None
     with tempfile.TemporaryDirectory() as work:
-        (train_loader, val_loader, test_loader), names, max_length = _classifier_data(args, model.cfg["context_length"], get_tokenizer(), Path(work))
+        (train_set, val_set, test_set), names, max_length = _classifier_data(args, model.cfg["context_length"], get_tokenizer(), Path(work))
     torch.manual_seed(args.seed)
     model = prepare_classifier(model, num_classes=2, trainable=args.trainable, readout=args.readout).to(device)
     if device.type == "cpu" and args.fast_linear: use_fast_linear(model)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=args.lr, weight_decay=0.1)
-    print(f"Finetuning {base} ({args.trainable} and the new head) on {len(train_loader) * args.batch_size} texts, labels {names}", flush=True)
-    train_losses, val_losses, train_accs, val_accs, seen = train_classifier_simple(
-        model, train_loader, val_loader, optimizer, device, args.epochs, eval_freq=50, eval_iter=5)
-    accs = [calc_accuracy_loader(loader, model, device) for loader in (train_loader, val_loader, test_loader)]
+    print(f"Finetuning {base} ({args.trainable} and the new head) on {len(train_set)} texts, labels {names}", flush=True)
+    torch.manual_seed(args.seed)
+    train_losses, val_losses, train_accs, val_accs, seen = train_classifier(
+        model, train_set, val_set, optimizer, device, args.epochs, eval_freq=50, eval_iter=5, batch_size=args.batch_size)
+    accs = [accuracy(model, ds, device) for ds in (train_set, val_set, test_set)]
     print("Accuracy: " + ", ".join(f"{n} {a:.2%}" for n, a in zip(("train", "validation", "test"), accs)))
     save_classifier(out, model, names, max_length, base_model=base)
     fig = plot_values(torch.linspace(0, args.epochs, len(train_accs)), torch.linspace(0, seen, len(train_accs)), train_accs, val_accs, "accuracy")
@@ -333,12 +332,20 @@ def _finetune_classifier(args) -> int:
 # %% ../nbs/10_cli.ipynb #110fd35f
 def _classify(args) -> int:
     "The `llmfs classify` command."
-    texts = [line.rstrip("\n") for line in sys.stdin] if args.texts == ["-"] else args.texts
+    if args.texts == ["-"]: texts = [line.rstrip("\n") for line in sys.stdin if line.strip()]  # blank lines skipped
+    else: texts = args.texts
+    empty = [i for i, text in enumerate(texts, 1) if not text.strip()]
+    if empty: raise CLIError(f"text {empty[0]} is empty: there is nothing to classify")
     model, info = load_classifier(args.checkpoint, _device(args.device))
     tokenizer, n = get_tokenizer(), info["max_length"]
     device = model.tok_emb.weight.device
+    warned = False
     for text in texts:
-        ids = tokenizer.encode(text)[:n]
+        ids = tokenizer.encode(text)
+        if len(ids) > n and not warned:
+            print(f"Texts longer than {n} tokens (the training texts' length) are cut to their first {n}", file=sys.stderr)
+            warned = True
+        ids = ids[:n]
         ids = torch.tensor(ids + [50256] * (n - len(ids)), device=device).unsqueeze(0)  # padded like the training texts
         with torch.no_grad(): probs = torch.softmax(classifier_logits(model, ids), dim=-1)[0]
         best = int(probs.argmax())
@@ -406,7 +413,8 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--no-fast-linear", dest="fast_linear", action="store_false", help="on a CPU, keep PyTorch's own linear layers")
     f.set_defaults(func=_finetune_classifier)
     c = sub.add_parser("classify", help="label texts with a classifier of finetune-classifier", description=
-        "Print the label and probability of each TEXT (one per line from standard input with -).")
+        "Print the label and probability of each TEXT (one per line from standard input with -; blank lines skipped). "
+        "Texts longer than the classifier's training texts are cut to that length, as in training.")
     c.add_argument("--checkpoint", required=True, metavar="DIR", help="a folder written by llmfs finetune-classifier")
     c.add_argument("texts", nargs="+", metavar="TEXT", help="texts to classify, or - for standard input")
     c.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")

@@ -315,7 +315,11 @@ def load_weights(model:nn.Module, path:str|Path):
 
 def load_model(ckpt_dir:str|Path, device=None) -> GPTModel:
     "Rebuild a GPTModel from a checkpoint folder (config.json + model.safetensors), in eval mode."
-    model = GPTModel(load_config(ckpt_dir))
+    cfg = load_config(ckpt_dir)
+    if "classifier" in cfg:  # written by chapter 6's save_classifier: its head has one output per label
+        raise CheckpointError(f"{ckpt_dir} holds a classifier (labels {cfg['classifier'].get('labels')}), not a GPT that "
+                              f"generates text: use the GPT it was finetuned from, or load it with load_classifier")
+    model = GPTModel(cfg)
     load_weights(model, checked_file(ckpt_dir, WEIGHTS_FILE))
     return model.to(device or "cpu").eval()
 

@@ -146,3 +146,48 @@ def test_finetune_classifier_refuses_bad_data_in_one_line(content, message, full
 def test_classify_needs_a_classifier(full_run):
     r = llmfs("classify", "--checkpoint", full_run[0], "Hello")
     assert r.returncode == 2 and "holds a GPT, not a classifier" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+@pytest.fixture(scope="session")
+def classifier(full_run, tmp_path_factory):
+    "A spam classifier finetuned (1 epoch, everything training) from the tiny run's GPT: its folder and the process."
+    out = tmp_path_factory.mktemp("clf") / "clf"
+    r = llmfs("finetune-classifier", "--checkpoint", full_run[0], "--trainable", "all", "--lr", "1e-3", "--epochs", 1,
+              "--out", out, "--no-fast-linear")
+    assert r.returncode == 0, r.stderr
+    return out, r
+
+
+def test_finetune_classifier_writes_a_classifier_that_classify_reads(classifier):
+    out, r = classifier
+    assert sorted(p.name for p in out.iterdir()) == ["accuracy.png", "config.json", "manifest.json", "model.safetensors"]
+    test = float(r.stdout.split("test ")[1].split("%")[0])
+    assert test > 75, r.stdout                   # one epoch of a tiny model: well above chance
+    assert r.stderr.count("are truncated to it") == 1 and "finetuning" in r.stderr   # said once; the progress bar
+    texts = "WINNER!! Claim your free cash prize now, txt WIN to 80086\n\nSee you at dinner tonight?\n"
+    c = llmfs("classify", "--checkpoint", out, "-", input=texts)
+    assert c.returncode == 0, c.stderr
+    rows = [line.split("\t") for line in c.stdout.splitlines()]
+    assert [text for _, _, text in rows] == ["WINNER!! Claim your free cash prize now, txt WIN to 80086", "See you at dinner tonight?"]
+    assert all(label in ("ham", "spam") and 0.5 <= float(p) <= 1 for label, p, _ in rows)
+
+
+def test_classify_refuses_an_empty_text_and_says_once_that_long_texts_are_cut(classifier):
+    r = llmfs("classify", "--checkpoint", classifier[0], "fine", "  ")
+    assert r.returncode == 2 and "text 2 is empty" in r.stderr and len(r.stderr.strip().splitlines()) == 1 and not r.stdout
+    r = llmfs("classify", "--checkpoint", classifier[0], "free " * 300, "win " * 300)
+    assert r.returncode == 0 and len(r.stdout.splitlines()) == 2
+    assert r.stderr.count("are cut to their first") == 1, r.stderr
+
+
+def test_a_classifier_is_not_a_gpt_and_a_mixed_folder_is_refused(classifier, full_run, tmp_path):
+    for args in (("finetune-classifier", "--out", tmp_path / "again"), ("generate", "--prompt", "Hi")):
+        r = llmfs(*args, "--checkpoint", classifier[0])
+        assert r.returncode == 2 and "holds a classifier (labels ['ham', 'spam'])" in r.stderr, r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "again").exists()
+    mixed = tmp_path / "mixed"
+    shutil.copytree(classifier[0], mixed)
+    shutil.copy(full_run[0] / "model.safetensors", mixed / "model.safetensors")   # another model's weights
+    r = llmfs("classify", "--checkpoint", mixed, "Hello")
+    assert r.returncode == 2 and "does not match manifest.json" in r.stderr and len(r.stderr.strip().splitlines()) == 1
