@@ -174,9 +174,12 @@ def generate_text_simple(
 # %% ../nbs/02_gpt_model.ipynb #e4a65dde
 class KVCache:
     "Each transformer block's keys and values for the tokens processed so far, and how many tokens that is."
-    def __init__(self, n_layers:int):
+    def __init__(self, n_layers:int,
+                 pad:torch.Tensor|None=None, # (b,) left-padding tokens of each sequence, for prompts of different lengths in one batch
+                ):
         self.keys, self.values = [None] * n_layers, [None] * n_layers  # each (b, num_heads, context_length, head_dim)
         self.pos = 0  # tokens cached
+        self.pad = pad
 
 @patch
 def forward_cached(self:MultiHeadAttention,
@@ -196,7 +199,12 @@ def forward_cached(self:MultiHeadAttention,
     keys, values = cache.keys[layer][:, :, :end], cache.values[layer][:, :, :end]  # (b, num_heads, end, head_dim)
     # a first call is plain causal attention; one new token sees every cached one; else the mask's rows start..end
     mask = None if start == 0 or num_tokens == 1 else self.mask[start:end, :end] == 0
-    context_vec = F.scaled_dot_product_attention(queries, keys, values, attn_mask=mask, is_causal=start == 0 and num_tokens > 1)
+    causal = mask is None and start == 0 and num_tokens > 1
+    if cache.pad is not None:  # left-padded sequences: no token sees the padding (a padding token sees itself, so nothing is NaN)
+        q, k = torch.arange(start, end, device=x.device)[:, None], torch.arange(end, device=x.device)
+        mask = ((k <= q) & ((k >= cache.pad[:, None, None]) | (k == q))).unsqueeze(1)  # (b, 1, num_tokens, end)
+        causal = False
+    context_vec = F.scaled_dot_product_attention(queries, keys, values, attn_mask=mask, is_causal=causal)
     return self.out_proj(context_vec.transpose(1, 2).reshape(b, num_tokens, self.d_out))  # (b, num_tokens, d_out)
 
 # %% ../nbs/02_gpt_model.ipynb #e16bae40
@@ -216,7 +224,9 @@ def forward_cached(self:GPTModel,  # noqa: F811 (@patch adds it to GPTModel)
     start, end = cache.pos, cache.pos + seq_len
     if not (0 < seq_len and end <= self.pos_emb.num_embeddings):
         raise ValueError(f"{end} tokens ({start} cached + {seq_len} new) exceed context_length = {self.pos_emb.num_embeddings}")
-    x = self.drop_emb(self.tok_emb(in_idx) + self.pos_emb(torch.arange(start, end, device=in_idx.device)))
+    positions = torch.arange(start, end, device=in_idx.device)
+    if cache.pad is not None: positions = (positions - cache.pad[:, None]).clamp(min=0)  # (b, seq_len): each text from 0
+    x = self.drop_emb(self.tok_emb(in_idx) + self.pos_emb(positions))
     for layer, block in enumerate(self.trf_blocks): x = block.forward_cached(x, cache, layer)
     cache.pos = end
     return self.out_head(self.final_norm(x))

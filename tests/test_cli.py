@@ -191,3 +191,70 @@ def test_a_classifier_is_not_a_gpt_and_a_mixed_folder_is_refused(classifier, ful
     shutil.copy(full_run[0] / "model.safetensors", mixed / "model.safetensors")   # another model's weights
     r = llmfs("classify", "--checkpoint", mixed, "Hello")
     assert r.returncode == 2 and "does not match manifest.json" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+@pytest.fixture(scope="session")
+def instruct(full_run, tmp_path_factory):
+    "An instruction-finetuned model (1 epoch on 60 of the book's entries) from the tiny run's GPT: its folder and the process."
+    import json
+    from llm_from_scratch.text_data import DATA_FILES, download
+    d = tmp_path_factory.mktemp("instruct")
+    (d / "data.json").write_text(json.dumps(json.loads(download(DATA_FILES["instruction-data.json"]).read_text())[:60]))
+    r = llmfs("finetune-instruct", "--checkpoint", full_run[0], "--data", d / "data.json", "--epochs", 1, "--lr", "1e-3",
+              "--max-new-tokens", 8, "--out", d / "model", "--no-fast-linear")
+    assert r.returncode == 0, r.stderr
+    return d / "model", r
+
+
+def test_finetune_instruct_writes_a_model_its_answers_and_a_plot(instruct):
+    import json
+    out, r = instruct
+    assert sorted(p.name for p in out.iterdir()) == ["config.json", "instruction-data-with-response.json", "loss.png",
+                                                     "manifest.json", "model.safetensors"]
+    answers = json.loads((out / "instruction-data-with-response.json").read_text())
+    assert len(answers) == 6 and all(isinstance(a["model_response"], str) for a in answers)   # 10% of 60
+    assert json.loads((out / "config.json").read_text())["instruct"]["format"] == "alpaca"
+    assert "Final train loss" in r.stdout and "generating" in r.stderr and "Ep 1 (Step 000000)" in r.stdout
+
+
+@pytest.mark.parametrize("content, message", [
+    ('[{"instruction": "a", "output": "b"},\n {"instruction": "c" "output": "d"}]', "not valid JSON, line 2 column 22"),
+    ('[{"instruction": "a", "output": "b"}, {"instruction": "c"}]', "entry 1 has no 'output' field"),
+    ("[]", "the list of entries is empty"),
+    ('[{"instruction": "a", "output": "b"}]', "too few entries (1) for a batch of 8"),
+])
+def test_finetune_instruct_refuses_bad_data_in_one_line(content, message, full_run, tmp_path):
+    (tmp_path / "data.json").write_text(content)
+    r = llmfs("finetune-instruct", "--checkpoint", full_run[0], "--data", tmp_path / "data.json", "--out", tmp_path / "model")
+    assert r.returncode == 2 and message in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and not (tmp_path / "model").exists()
+
+
+def test_chat_answers_an_instruction_and_refuses_a_plain_gpt(instruct, full_run):
+    from llm_from_scratch.instruction_tuning import RESPONSE_HEADER, format_input, load_instruct_model
+    r = llmfs("chat", "--checkpoint", instruct[0], "--prompt", "Name a fruit.", "--max-new-tokens", 5, "--no-fast-linear")
+    prompt = format_input({"instruction": "Name a fruit.", "input": ""}) + RESPONSE_HEADER   # the Alpaca prompt, answered greedily
+    assert r.returncode == 0 and r.stdout == greedy_continuation(load_instruct_model(instruct[0])[0], prompt, 5) + "\n", r.stderr
+    r = llmfs("chat", "--checkpoint", instruct[0], "--max-new-tokens", 3, "--no-fast-linear", input="Hello\n\n")
+    assert r.returncode == 0 and r.stdout.count("> ") == 2, r.stdout       # one answer, then the empty line ends it
+    r = llmfs("chat", "--checkpoint", full_run[0], "--prompt", "Hi")
+    assert r.returncode == 2 and "is not instruction-tuned" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_evaluate_scores_answers_with_a_judge_server_and_caches_its_replies(instruct, tmp_path):
+    import json
+    from llm_from_scratch.instruction_tuning import StubJudge
+    responses = tmp_path / "answers.json"
+    shutil.copy(instruct[0] / "instruction-data-with-response.json", responses)
+    first = json.loads(responses.read_text())[0]["instruction"]
+    with StubJudge(lambda prompt: "I cannot say" if first in prompt else "70") as judge:
+        for attempt in range(2):
+            r = llmfs("evaluate", "--responses", responses, "--judge-url", judge.url + "/v1/chat/completions")
+            assert r.returncode == 0, r.stderr
+            assert "Average score: 70.00 over 5 of 6 responses" in r.stdout and "Unreadable replies: 1" in r.stdout
+            if attempt == 0: asked = len(judge.requests)
+        assert (asked, len(judge.requests)) == (6, 6)           # the second run came from the cache
+    scores = json.loads((tmp_path / "answers-scores.json").read_text())
+    assert [s["score"] for s in scores] == [None, 70, 70, 70, 70, 70] and scores[0]["judge_reply"] == "I cannot say"
+    r = llmfs("evaluate", "--responses", responses, "--judge-url", judge.url + "/api/chat")   # the server has stopped
+    assert r.returncode == 2 and "Start one: `ollama serve`" in r.stderr and len(r.stderr.strip().splitlines()) == 1
