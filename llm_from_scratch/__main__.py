@@ -25,7 +25,7 @@ import pandas as pd
 import torch
 
 from .classification import (TRAINABLE, SpamDataset, accuracy, classifier_logits, load_classifier,
-    plot_values, prepare_classifier, random_split, save_classifier, train_classifier)
+    plot_values, prepare_classifier, random_split, save_classifier, set_drop_rate, train_classifier)
 from .gpt_model import GPT_CONFIGS, GPTModel
 from .instruction_tuning import (RESPONSE_HEADER, DataError, InstructionDataset, JudgeError, custom_collate_fn,
     format_input, generate_responses, judge_responses, load_instruct_model, load_json_entries, save_instruct_model, split_data)
@@ -90,12 +90,12 @@ def _check_seed(seed:int|None):
     "A --seed that torch.manual_seed takes: 0 to 2**63 - 1."
     if seed is not None and not 0 <= seed < 2**63: raise CLIError(f"--seed must be between 0 and 2**63 - 1, not {seed}")
 
-def _check_out(out:Path, continuing:bool, overwrite:bool):
+def _check_out(out:Path, continuing:bool, overwrite:bool, resumable:bool=True):
     "Refuse an --out that cannot be written, or that holds a run a new one would replace (without --overwrite)."
     if out.exists() and not out.is_dir(): raise CLIError(f"--out {out} is a file, not a folder")
     if not continuing and ((out/CONFIG_FILE).exists() or (out/MANIFEST_FILE).exists()) and not overwrite:
-        raise CLIError(f"{out} already holds a checkpoint: continue that run with  llmfs pretrain --resume {out}, "
-                       "or replace it with --overwrite (or choose another --out)")
+        how = f"continue that run with  llmfs pretrain --resume {out}, or replace it" if resumable else "replace it"
+        raise CLIError(f"{out} already holds a checkpoint: {how} with --overwrite (or choose another --out)")
     probe = out
     while not probe.exists(): probe = probe.parent
     try:
@@ -284,6 +284,8 @@ def read_labelled_texts(path:str|Path) -> tuple[pd.DataFrame, list[str]]:
     except (pd.errors.ParserError, UnicodeDecodeError) as e: raise CLIError(f"--data {path}: not a readable CSV/TSV file ({e})") from None
     empty = df.index[df["Text"].isna() | (df["Text"].astype(str).str.strip() == "")]
     if len(empty): raise CLIError(f"--data {path}: row {empty[0] + 1} has an empty text")
+    special = df.index[df["Text"].astype(str).str.contains("<|endoftext|>", regex=False)]
+    if len(special): raise CLIError(f"--data {path}: row {special[0] + 1} holds '<|endoftext|>', the token that pads the texts")
     names = sorted(df["Label"].astype(str).unique())
     if len(names) != 2: raise CLIError(f"--data {path}: a classifier here needs exactly two labels, found {len(names)}: {names[:5]}")
     df = df[["Text", "Label"]].assign(Label=df["Label"].astype(str).map({n: i for i, n in enumerate(names)}))
@@ -313,9 +315,10 @@ def _finetune_classifier(args) -> int:
     for name in ("epochs", "batch_size"):
         if getattr(args, name) < 1: raise CLIError(f"--{name.replace('_', '-')} must be at least 1, not {getattr(args, name)}")
     if not 0 < args.lr < math.inf: raise CLIError(f"--lr must be a positive number, not {args.lr}")
+    if not 0 <= args.drop_rate < 1: raise CLIError(f"--drop-rate must be in [0, 1), not {args.drop_rate}")
     _check_seed(args.seed)
     device, out = _device(args.device), Path(args.out)
-    _check_out(out, continuing=False, overwrite=args.overwrite)
+    _check_out(out, continuing=False, overwrite=args.overwrite, resumable=False)
     if args.checkpoint: model, base = load_model(args.checkpoint, device), str(args.checkpoint)
     else:
         try: model, base = load_gpt2(args.model, device), args.model
@@ -324,7 +327,7 @@ def _finetune_classifier(args) -> int:
     with tempfile.TemporaryDirectory() as work:
         (train_set, val_set, test_set), names, max_length = _classifier_data(args, model.cfg["context_length"], get_tokenizer(), Path(work))
     torch.manual_seed(args.seed)
-    model = prepare_classifier(model, num_classes=2, trainable=args.trainable, readout=args.readout).to(device)
+    model = prepare_classifier(set_drop_rate(model, args.drop_rate), num_classes=2, trainable=args.trainable, readout=args.readout).to(device)
     if device.type == "cpu" and args.fast_linear: use_fast_linear(model)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=args.lr, weight_decay=0.1)
     print(f"Finetuning {base} ({args.trainable} and the new head) on {len(train_set)} texts, labels {names}", flush=True)
@@ -351,7 +354,7 @@ def _classify(args) -> int:
     device = model.tok_emb.weight.device
     warned = False
     for text in texts:
-        ids = tokenizer.encode(text)
+        ids = tokenizer.encode(text, disallowed_special=())  # a literal "<|endoftext|>" is text here, not the padding
         if len(ids) > n and not warned:
             print(f"Texts longer than {n} tokens (the training texts' length) are cut to their first {n}", file=sys.stderr)
             warned = True
@@ -384,9 +387,10 @@ def _finetune_instruct(args) -> int:
         if getattr(args, name) < 1: raise CLIError(f"--{name.replace('_', '-')} must be at least 1, not {getattr(args, name)}")
     if args.max_new_tokens < 1: raise CLIError(f"--max-new-tokens must be at least 1, not {args.max_new_tokens}")
     if not 0 < args.lr < math.inf: raise CLIError(f"--lr must be a positive number, not {args.lr}")
+    if not 0 <= args.drop_rate < 1: raise CLIError(f"--drop-rate must be in [0, 1), not {args.drop_rate}")
     _check_seed(args.seed)
     device, out = _device(args.device), Path(args.out)
-    _check_out(out, continuing=False, overwrite=args.overwrite)
+    _check_out(out, continuing=False, overwrite=args.overwrite, resumable=False)
     tokenizer = get_tokenizer()
     if args.checkpoint: model, base = load_model(args.checkpoint, device), str(args.checkpoint)
     else:
@@ -394,6 +398,7 @@ def _finetune_instruct(args) -> int:
         except CheckpointError: raise
         except ValueError as e: raise CLIError(f"--model {args.model}: {e}") from None
     (train_loader, val_loader), test_data = _instruction_data(args, model.cfg["context_length"], tokenizer)
+    set_drop_rate(model, args.drop_rate)
     if device.type == "cpu" and args.fast_linear: use_fast_linear(model)
     torch.manual_seed(args.seed)
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.1)
@@ -401,20 +406,24 @@ def _finetune_instruct(args) -> int:
           f"{' (the loss counts the responses only)' if args.mask_instructions else ''}", flush=True)
     from tqdm.auto import tqdm
     def log(line): tqdm.write(line); sys.stdout.flush()
-    state = train_model(model, train_loader, val_loader, optimizer, device, args.epochs, eval_freq=5, eval_iter=5,
-                        progress=True, log=log)
+    try: state = train_model(model, train_loader, val_loader, optimizer, device, args.epochs, eval_freq=5, eval_iter=5,
+                             progress=True, log=log)
+    except NonFiniteLossError as e:
+        print(f"llmfs: error: {e} Nothing was written.", file=sys.stderr)
+        return 1
     print(f"Answering the {len(test_data)} test instructions", flush=True)
     for entry, answer in zip(test_data, generate_responses(model, test_data, tokenizer, device, batch_size=args.batch_size,
                                                           max_new_tokens=args.max_new_tokens)):
         entry["model_response"] = answer
-    save_instruct_model(out, model, base_model=base)
-    with atomic_path(out/"instruction-data-with-response.json") as tmp:
-        Path(tmp).write_text(json.dumps(test_data, indent=4), encoding="utf-8")
+    out.mkdir(parents=True, exist_ok=True)
     if state["train_losses"]:
         fig = plot_losses(torch.linspace(0, args.epochs, len(state["train_losses"])), state["track_tokens_seen"],
                           state["train_losses"], state["val_losses"])
         with atomic_path(out/"loss.png") as tmp: fig.savefig(tmp, format="png", dpi=120)
         print(f"Final train loss {state['train_losses'][-1]:.3f}, val loss {state['val_losses'][-1]:.3f}")
+    with atomic_path(out/"instruction-data-with-response.json") as tmp:
+        Path(tmp).write_text(json.dumps(test_data, indent=4), encoding="utf-8")
+    save_instruct_model(out, model, base_model=base)  # last: a folder with a model is a finished run
     print(f"Model: {out}/ (model.safetensors, config.json, manifest.json, loss.png); "
           f"test answers: {out}/instruction-data-with-response.json")
     return 0
@@ -425,6 +434,7 @@ JUDGES = {"ollama": "http://localhost:11434/api/chat"}  # --judge KIND:MODEL -> 
 def _evaluate(args) -> int:
     "The `llmfs evaluate` command: a judge LLM scores each response from 0 to 100."
     if args.judge_url: url, judge = args.judge_url, args.judge_model or "llama3"
+    elif args.judge_model: raise CLIError("--judge-model names the model at --judge-url; on this machine use --judge ollama:MODEL")
     else:
         kind, _, judge = args.judge.partition(":")
         if kind not in JUDGES or not judge: raise CLIError(f"--judge {args.judge}: expected ollama:MODEL, e.g. ollama:llama3")
@@ -446,6 +456,7 @@ def _chat(args) -> int:
     "The `llmfs chat` command: each message in the Alpaca format, the answer streamed."
     if args.max_new_tokens < 1: raise CLIError(f"--max-new-tokens must be at least 1, not {args.max_new_tokens}")
     if not 0 <= args.temperature < float("inf"): raise CLIError(f"--temperature must be a finite number >= 0, not {args.temperature}")
+    if args.top_k is not None and args.top_k < 1: raise CLIError(f"--top-k must be at least 1, not {args.top_k}")
     _check_seed(args.seed)
     device = _device(args.device)
     model, info = load_instruct_model(args.checkpoint, device)
@@ -519,6 +530,7 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--epochs", type=int, default=5, help="epochs (default: 5)")
     f.add_argument("--lr", type=float, default=5e-5, help="AdamW learning rate, weight decay 0.1 (default: 5e-5)")
     f.add_argument("--batch-size", type=int, default=8, help="texts per batch (default: 8)")
+    f.add_argument("--drop-rate", type=float, default=0.0, help="dropout while finetuning (default: 0, the book's)")
     f.add_argument("--seed", type=int, default=123, help="random seed (default: 123)")
     f.add_argument("--out", default="runs/classifier", metavar="DIR", help="where to write the classifier (default: runs/classifier)")
     f.add_argument("--overwrite", action="store_true", help="replace a classifier already in --out")
@@ -544,6 +556,7 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--batch-size", type=int, default=8, help="entries per batch (default: 8)")
     i.add_argument("--mask-instructions", action="store_true", help="count only the responses' tokens in the loss (exercise 7.2)")
     i.add_argument("--max-new-tokens", type=int, default=256, help="the longest test answer, in tokens (default: 256)")
+    i.add_argument("--drop-rate", type=float, default=0.0, help="dropout while finetuning (default: 0, the book's)")
     i.add_argument("--seed", type=int, default=123, help="random seed (default: 123)")
     i.add_argument("--out", default="runs/instruct", metavar="DIR", help="where to write the model (default: runs/instruct)")
     i.add_argument("--overwrite", action="store_true", help="replace a model already in --out")

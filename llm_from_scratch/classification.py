@@ -6,10 +6,11 @@ Docs: https://llm-from-scratch.github.io/llm-from-scratch/classification.html.md
 
 # %% auto #0
 __all__ = ['TRAINABLE', 'extract_member', 'download_and_unzip_spam_data', 'create_balanced_dataset', 'random_split',
-           'SpamDataset', 'own_parameters', 'prepare_classifier', 'select_readout', 'classifier_logits',
-           'calc_accuracy_loader', 'calc_loss_batch', 'calc_loss_loader', 'evaluate_model', 'train_classifier_simple',
-           'plot_values', 'classify_review', 'save_classifier', 'load_classifier', 'frozen_blocks', 'forward_prefix',
-           'forward_suffix', 'keep_length', 'CachedTexts', 'accuracy', 'train_classifier']
+           'SpamDataset', 'own_parameters', 'prepare_classifier', 'set_drop_rate', 'select_readout',
+           'classifier_logits', 'calc_accuracy_loader', 'calc_loss_batch', 'calc_loss_loader', 'evaluate_model',
+           'train_classifier_simple', 'plot_values', 'classify_review', 'save_classifier', 'load_classifier',
+           'frozen_blocks', 'forward_prefix', 'forward_suffix', 'keep_length', 'CachedTexts', 'accuracy',
+           'train_classifier']
 
 # %% ../nbs/05_classification.ipynb #48d3b8a4
 import shutil
@@ -134,6 +135,13 @@ def prepare_classifier(
         for param in part.parameters(): param.requires_grad = True
     return model
 
+def set_drop_rate(model:nn.Module, drop_rate:float=0.0) -> nn.Module:
+    "Set every dropout layer of `model` (and its config) to `drop_rate`: the book finetunes with 0; `load_gpt2` gives GPT-2's 0.1."
+    for module in model.modules():
+        if isinstance(module, nn.Dropout): module.p = drop_rate
+    if isinstance(getattr(model, "cfg", None), dict): model.cfg = {**model.cfg, "drop_rate": drop_rate}
+    return model
+
 # %% ../nbs/05_classification.ipynb #68f12fcc
 def select_readout(
     logits:torch.Tensor, # (b, num_tokens, num_classes)
@@ -145,7 +153,8 @@ def select_readout(
     if readout == "last": return logits[:, -1, :]
     if readout == "first": return logits[:, 0, :]
     if readout != "last_real": raise ValueError(f"readout must be last_real, last or first, not {readout!r}")
-    last = ((input_batch != pad_token_id).sum(dim=1) - 1).clamp(min=0)  # (b,) index of each text's last real token
+    positions = torch.arange(input_batch.shape[1], device=input_batch.device)
+    last = torch.where(input_batch != pad_token_id, positions, 0).amax(dim=1)  # (b,) each text's last real token (0 if none)
     return logits[torch.arange(logits.shape[0], device=logits.device), last]
 
 # %% ../nbs/05_classification.ipynb #c554a793
@@ -267,9 +276,9 @@ def load_classifier(folder:str|Path, device=None) -> tuple[GPTModel, dict]:
 # %% ../nbs/05_classification.ipynb #f26ea033
 def frozen_blocks(model:nn.Module) -> int:
     "How many leading transformer blocks of `model` (and its embeddings) are frozen and dropout-free: their outputs can be cached."
-    def still(*modules):
+    def still(*modules):  # frozen, and no dropout (whatever the mode: train_classifier switches it to training)
         return all(not p.requires_grad for m in modules for p in m.parameters()) and \
-               all(d.p == 0 or not model.training for m in modules for d in m.modules() if isinstance(d, nn.Dropout))
+               all(d.p == 0 for m in modules for d in m.modules() if isinstance(d, nn.Dropout))
     if not still(model.tok_emb, model.pos_emb, model.drop_emb): return 0
     n = 0
     while n < len(model.trf_blocks) and still(model.trf_blocks[n]): n += 1
@@ -291,7 +300,8 @@ def keep_length(input_ids:torch.Tensor, readout:str, pad_token_id:int=50256) -> 
     "How many leading positions of a padded text the readout depends on (attention is causal: later ones cannot matter)."
     if readout == "first": return 1
     if readout == "last": return len(input_ids)
-    return max(int((input_ids != pad_token_id).sum()), 1)
+    real = (input_ids != pad_token_id).nonzero()
+    return int(real[-1]) + 1 if len(real) else 1  # up to the last real token, as `select_readout` reads
 
 # %% ../nbs/05_classification.ipynb #0c83077b
 class CachedTexts(Dataset):

@@ -11,8 +11,9 @@ __all__ = ['RESPONSE_HEADER', 'DataError', 'validate_entries', 'load_json_entrie
            'load_instruct_model', 'JudgeError', 'query_model', 'check_judge', 'StubJudge', 'score_prompt',
            'parse_score', 'judge_responses', 'generate_model_scores', 'find_near_duplicates', 'remove_near_duplicates']
 
-# %% ../nbs/06_instruction_tuning.ipynb #cec1ce4b
+# %% ../nbs/06_instruction_tuning.ipynb #19369dfd
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -24,7 +25,7 @@ from .pretraining import (CheckpointError, generate, load_config, load_model, sa
                                           text_to_token_ids, token_ids_to_text)
 from .text_data import DATA_FILES, atomic_path, download
 
-# %% ../nbs/06_instruction_tuning.ipynb #29950ab3
+# %% ../nbs/06_instruction_tuning.ipynb #f54f6816
 class DataError(ValueError):
     "A data file that cannot be used: not JSON, or an entry without the fields it needs."
 
@@ -40,6 +41,8 @@ def validate_entries(data, source:str="the data", required:tuple=("instruction",
         for field in (*required, *optional):
             if field in entry and not isinstance(entry[field], str):
                 raise DataError(f"{source}: entry {i}, field {field!r} is a {type(entry[field]).__name__}, not a string")
+            if field in entry and "<|endoftext|>" in entry[field]:
+                raise DataError(f"{source}: entry {i}, field {field!r} holds '<|endoftext|>', the token that ends a text")
         if not entry["instruction"].strip(): raise DataError(f"{source}: entry {i} has an empty 'instruction'")
     return data
 
@@ -49,6 +52,7 @@ def load_json_entries(file_path:str|Path, **kwargs) -> list:
     file_path = Path(file_path)
     try: text = file_path.read_text(encoding="utf-8")
     except UnicodeDecodeError as e: raise DataError(f"{file_path}: not UTF-8 text ({e})") from None
+    except OSError as e: raise DataError(f"{file_path}: cannot be read ({e.strerror or e})") from None
     try: data = json.loads(text)
     except json.JSONDecodeError as e: raise DataError(f"{file_path}: not valid JSON, line {e.lineno} column {e.colno}: {e.msg}") from None
     return validate_entries(data, str(file_path), **kwargs)
@@ -64,7 +68,7 @@ def download_and_load_file(file_path:str|Path, url:str) -> list:
         with atomic_path(file_path) as tmp: shutil.copyfile(source, tmp)
     return load_json_entries(file_path)
 
-# %% ../nbs/06_instruction_tuning.ipynb #067b4b86
+# %% ../nbs/06_instruction_tuning.ipynb #b5d937b1
 def format_input(entry:dict) -> str:
     "The book's Alpaca-style prompt: the preamble, the instruction and (when there is one) the input."
     instruction_text = (
@@ -78,7 +82,7 @@ def format_input(entry:dict) -> str:
 
 RESPONSE_HEADER = "\n\n### Response:\n"
 
-# %% ../nbs/06_instruction_tuning.ipynb #daf4875e
+# %% ../nbs/06_instruction_tuning.ipynb #0e2839d5
 def split_data(data:list, train_frac:float=0.85, test_frac:float=0.1) -> tuple[list, list, list]:
     "The book's split, in the data's order: training, validation and test entries (85% / rest / 10%)."
     train_portion, test_portion = int(len(data) * train_frac), int(len(data) * test_frac)
@@ -87,7 +91,7 @@ def split_data(data:list, train_frac:float=0.85, test_frac:float=0.1) -> tuple[l
     val_data = data[train_portion + test_portion:]
     return train_data, val_data, test_data
 
-# %% ../nbs/06_instruction_tuning.ipynb #9d09e2aa
+# %% ../nbs/06_instruction_tuning.ipynb #f42e0d61
 class InstructionDataset(Dataset):
     "Entries as token IDs of prompt + response; with `mask_instructions`, items are (IDs, prompt length) so the collate masks the prompt."
     def __init__(self, data:list, tokenizer, mask_instructions:bool=False):
@@ -105,7 +109,7 @@ class InstructionDataset(Dataset):
 
     def __len__(self) -> int: return len(self.data)
 
-# %% ../nbs/06_instruction_tuning.ipynb #61fa187d
+# %% ../nbs/06_instruction_tuning.ipynb #64016836
 def custom_collate_draft_1(batch:list, pad_token_id:int=50256, device="cpu") -> torch.Tensor:
     "The book's first step: append an end-of-text token to each item and pad all to the longest."
     batch_max_length = max(len(item) + 1 for item in batch)  # the longest sequence, plus one end-of-text token
@@ -118,7 +122,7 @@ def custom_collate_draft_1(batch:list, pad_token_id:int=50256, device="cpu") -> 
         inputs_lst.append(inputs)
     return torch.stack(inputs_lst).to(device)
 
-# %% ../nbs/06_instruction_tuning.ipynb #31dd0c39
+# %% ../nbs/06_instruction_tuning.ipynb #b71658ce
 def custom_collate_draft_2(batch:list, pad_token_id:int=50256, device="cpu") -> tuple[torch.Tensor, torch.Tensor]:
     "The book's second step: inputs as in draft 1 and targets, the same tokens shifted by one."
     batch_max_length = max(len(item) + 1 for item in batch)
@@ -133,7 +137,7 @@ def custom_collate_draft_2(batch:list, pad_token_id:int=50256, device="cpu") -> 
         targets_lst.append(targets)
     return torch.stack(inputs_lst).to(device), torch.stack(targets_lst).to(device)
 
-# %% ../nbs/06_instruction_tuning.ipynb #83ad30e1
+# %% ../nbs/06_instruction_tuning.ipynb #bb23634e
 def custom_collate_fn(
     batch:list, # token ID lists, or (token IDs, prompt length) pairs to mask the prompt out of the loss too
     pad_token_id:int=50256, # <|endoftext|>: ends each text and pads
@@ -162,7 +166,7 @@ def custom_collate_fn(
         targets_lst.append(targets)
     return torch.stack(inputs_lst).to(device), torch.stack(targets_lst).to(device)
 
-# %% ../nbs/06_instruction_tuning.ipynb #6fc8b350
+# %% ../nbs/06_instruction_tuning.ipynb #eb6e87cb
 def extract_response(generated_text:str, input_text:str) -> str:
     "The book's extraction: the generated text after the prompt, without its '### Response:' header."
     return generated_text[len(input_text):].replace("### Response:", "").strip()
@@ -176,7 +180,7 @@ def generate_response(model:GPTModel, entry:dict, tokenizer, device, max_new_tok
                          context_size=model.cfg["context_length"], eos_id=eos_id)
     return extract_response(token_ids_to_text(token_ids, tokenizer), input_text)
 
-# %% ../nbs/06_instruction_tuning.ipynb #207edfef
+# %% ../nbs/06_instruction_tuning.ipynb #fa14898e
 @torch.no_grad()
 def generate_batched(
     model:GPTModel, # in eval mode
@@ -215,7 +219,7 @@ def generate_responses(
     "The model's responses to `entries` (greedy, as `generate_response`), several prompts at a time, in the entries' order."
     from tqdm.auto import tqdm
     model.eval()
-    prompts = [tokenizer.encode(format_input(entry)) for entry in entries]
+    prompts = [text_to_token_ids(format_input(entry), tokenizer)[0].tolist() for entry in entries]  # as generate_response
     order = sorted(range(len(entries)), key=lambda i: len(prompts[i]))  # similar lengths together: less padding
     responses = [None] * len(entries)
     with tqdm(total=len(entries), desc="generating", unit="response", disable=not progress) as bar:
@@ -230,7 +234,7 @@ def generate_responses(
             bar.update(len(group))
     return responses
 
-# %% ../nbs/06_instruction_tuning.ipynb #4a3b82b6
+# %% ../nbs/06_instruction_tuning.ipynb #e9905297
 def save_instruct_model(
     folder:str|Path, model:GPTModel,
     base_model:str="", # where the weights came from (e.g. "gpt2-medium"), for the record
@@ -252,7 +256,7 @@ def load_instruct_model(folder:str|Path, device=None) -> tuple[GPTModel, dict]:
                               f"finetune it first, e.g. with llmfs finetune-instruct")
     return load_model(folder, device), info
 
-# %% ../nbs/06_instruction_tuning.ipynb #c6875ac9
+# %% ../nbs/06_instruction_tuning.ipynb #dffd1ce5
 class JudgeError(RuntimeError):
     "The judge server cannot be reached, or does not answer as expected."
 
@@ -298,20 +302,25 @@ def query_model(
         payload = {"model": model, "messages": messages, "options": {"seed": seed, "temperature": temperature, "num_ctx": num_ctx}}
     else:
         payload = {"model": model, "messages": messages, "seed": seed, "temperature": temperature, "stream": True}
+    import http.client
     reply = []
-    with _http(url, payload, api_key, timeout) as response:
-        for raw in response:
-            line = raw.decode("utf-8").strip()
-            if not line: continue
-            if kind == "openai":
-                if not line.startswith("data:"): continue
-                line = line[len("data:"):].strip()
-                if line == "[DONE]": break
-            try: chunk = json.loads(line)
-            except json.JSONDecodeError: raise JudgeError(f"{url} sent something that is not JSON: {line[:100]!r}") from None
-            if "error" in chunk: raise JudgeError(f"{url}: {chunk['error']}")
-            if kind == "ollama": reply.append(chunk.get("message", {}).get("content", ""))
-            else: reply.extend((c.get("delta") or {}).get("content") or "" for c in chunk.get("choices", []))
+    try:
+        with _http(url, payload, api_key, timeout) as response:
+            for raw in response:
+                line = raw.decode("utf-8").strip()
+                if not line or line.startswith(":"): continue  # keep-alives and SSE comments
+                if kind == "openai" and line.startswith("data:"):
+                    line = line[len("data:"):].strip()
+                    if line == "[DONE]": break
+                try: chunk = json.loads(line)
+                except json.JSONDecodeError: raise JudgeError(f"{url} sent something that is not JSON: {line[:100]!r}") from None
+                if not isinstance(chunk, dict): raise JudgeError(f"{url} sent JSON that is not a chat reply: {line[:100]!r}")
+                if "error" in chunk: raise JudgeError(f"{url}: {chunk['error']}")
+                if kind == "ollama": reply.append((chunk.get("message") or {}).get("content") or "")
+                else:  # streamed chunks carry a delta; a server that does not stream sends one whole message
+                    reply.extend((c.get("delta") or c.get("message") or {}).get("content") or "" for c in chunk.get("choices", []))
+    except (http.client.HTTPException, OSError) as e:  # the connection broke or timed out mid-reply
+        raise JudgeError(f"{url}: the reply broke off ({type(e).__name__}: {e})") from None
     return "".join(reply)
 
 
@@ -328,7 +337,7 @@ def check_judge(model:str="llama3", url:str="http://localhost:11434/api/chat", a
         raise JudgeError(f"the judge at {base} has no model {model!r} (it has {', '.join(map(str, names)) or 'none'}): {how}")
     return model
 
-# %% ../nbs/06_instruction_tuning.ipynb #6cff5ae8
+# %% ../nbs/06_instruction_tuning.ipynb #93c182c5
 class StubJudge:
     "A tiny judge server on the loopback address that speaks the client's subset of Ollama's and OpenAI's chat APIs (streamed), for trying and testing the client without a model."
     def __init__(self,
@@ -351,7 +360,7 @@ class StubJudge:
             def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
                 stub.requests.append((self.path, body))
-                if body.get("model") not in stub.models and f"{body.get('model')}" not in stub.models:
+                if body.get("model") not in stub.models:
                     return self._send(404, json.dumps({"error": f"model '{body.get('model')}' not found"}))
                 text = stub.reply(body["messages"][-1]["content"])
                 pieces = [text[:len(text) // 2], text[len(text) // 2:]]  # streamed in two chunks
@@ -369,7 +378,7 @@ class StubJudge:
     def __enter__(self): self.thread.start(); return self
     def __exit__(self, *exc): self.server.shutdown(); self.server.server_close()
 
-# %% ../nbs/06_instruction_tuning.ipynb #175498b6
+# %% ../nbs/06_instruction_tuning.ipynb #481f179b
 def score_prompt(entry:dict, json_key:str) -> str:
     "The book's scoring prompt: the input, the correct output and the model's response, scored 0 to 100."
     return (
@@ -384,7 +393,7 @@ def score_prompt(entry:dict, json_key:str) -> str:
 def parse_score(reply:str) -> int|None:
     "The score in a judge's reply: an integer from 0 to 100 alone (a trailing full stop allowed), else None."
     text = reply.strip().rstrip(".").strip()
-    return int(text) if text.isdigit() and 0 <= int(text) <= 100 else None
+    return int(text) if re.fullmatch(r"[0-9]{1,3}", text) and int(text) <= 100 else None
 
 
 def judge_responses(
@@ -396,9 +405,11 @@ def judge_responses(
     "Each entry's judge reply and score (None when the reply is not a number from 0 to 100)."
     import hashlib
     from tqdm.auto import tqdm
-    check_judge(model, url, api_key)
     cache_path = Path(cache_path) if cache_path else None
-    cache = json.loads(cache_path.read_text(encoding="utf-8")) if cache_path and cache_path.exists() else {}
+    try: cache = json.loads(cache_path.read_text(encoding="utf-8")) if cache_path and cache_path.exists() else {}
+    except (json.JSONDecodeError, UnicodeDecodeError): raise DataError(f"{cache_path} is not a judge cache (not JSON): delete it to ask again") from None
+    if not isinstance(cache, dict): raise DataError(f"{cache_path} is not a judge cache: delete it to ask again")
+    check_judge(model, url, api_key)
     results = []
     for index, entry in enumerate(tqdm(json_data, desc="scoring", unit="entry", disable=not progress)):
         if json_key not in entry: raise DataError(f"entry {index} has no {json_key!r} field to score")
@@ -420,14 +431,13 @@ def generate_model_scores(json_data:list, json_key:str, model:str="llama3", url:
     if len(scores) < len(results): print(f"Could not convert {len(results) - len(scores)} of {len(results)} replies to a score")
     return scores
 
-# %% ../nbs/06_instruction_tuning.ipynb #10277899
+# %% ../nbs/06_instruction_tuning.ipynb #bae405ed
 def find_near_duplicates(
     entries:list, # dicts (instruction data) or strings
     threshold:float=0.9, # cosine similarity at or above which two texts count as near duplicates
     key:str|None="instruction", # the field compared, for dicts; None: the instruction and the input together
 ) -> list[tuple[int, int, float]]:
     "Pairs (i, j, similarity) of near-duplicate texts: TF-IDF on character 1- to 3-grams and cosine similarity, as the book's utility."
-    import re
     try:
         from sklearn.feature_extraction.text import TfidfVectorizer
         from sklearn.metrics.pairwise import cosine_similarity

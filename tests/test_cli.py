@@ -258,3 +258,40 @@ def test_evaluate_scores_answers_with_a_judge_server_and_caches_its_replies(inst
     assert [s["score"] for s in scores] == [None, 70, 70, 70, 70, 70] and scores[0]["judge_reply"] == "I cannot say"
     r = llmfs("evaluate", "--responses", responses, "--judge-url", judge.url + "/api/chat")   # the server has stopped
     assert r.returncode == 2 and "Start one: `ollama serve`" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_finetune_instruct_can_mask_the_instructions(full_run, tmp_path):
+    import json
+    from llm_from_scratch.text_data import DATA_FILES, download
+    (tmp_path / "data.json").write_text(json.dumps(json.loads(download(DATA_FILES["instruction-data.json"]).read_text())[:30]))
+    r = llmfs("finetune-instruct", "--checkpoint", full_run[0], "--data", tmp_path / "data.json", "--epochs", 1, "--mask-instructions",
+              "--max-new-tokens", 2, "--out", tmp_path / "model", "--no-fast-linear")
+    assert r.returncode == 0 and "the loss counts the responses only" in r.stdout, r.stderr
+    assert (tmp_path / "model" / "model.safetensors").is_file()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--judge", "llama3"], "expected ollama:MODEL"),
+    (["--judge", "ollama:"], "expected ollama:MODEL"),
+    (["--judge-model", "llama3"], "--judge-model names the model at --judge-url"),
+    (["--judge-url", "http://127.0.0.1:9/generate"], "ends with /api/chat"),
+])
+def test_evaluate_refuses_a_bad_judge_in_one_line(args, message, instruct):
+    r = llmfs("evaluate", "--responses", instruct[0] / "instruction-data-with-response.json", *args)
+    assert r.returncode == 2 and message in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_evaluate_names_a_missing_or_broken_file_in_one_line(instruct, tmp_path):
+    r = llmfs("evaluate", "--responses", tmp_path / "missing.json", "--judge-url", "http://127.0.0.1:9/api/chat")
+    assert r.returncode == 2 and "missing.json: cannot be read" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    shutil.copy(instruct[0] / "instruction-data-with-response.json", tmp_path / "a.json")
+    (tmp_path / "a-judge-cache.json").write_text("{half")
+    r = llmfs("evaluate", "--responses", tmp_path / "a.json", "--judge-url", "http://127.0.0.1:9/api/chat")
+    assert r.returncode == 2 and "is not a judge cache" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_chat_refuses_a_bad_top_k_and_classify_reads_the_special_token_as_text(instruct, classifier):
+    r = llmfs("chat", "--checkpoint", instruct[0], "--prompt", "Hi", "--top-k", 0)
+    assert r.returncode == 2 and "--top-k must be at least 1" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    r = llmfs("classify", "--checkpoint", classifier[0], "Hello <|endoftext|> there")
+    assert r.returncode == 0 and r.stdout.endswith("\tHello <|endoftext|> there\n"), r.stderr
