@@ -10,8 +10,8 @@ __all__ = ['DEVICE_ENV', 'WEIGHTS_FILE', 'CONFIG_FILE', 'STATE_FILE', 'MANIFEST_
            'plot_losses', 'get_device', 'generate_stream', 'generate', 'adamw', 'CheckpointError', 'unshare',
            'clean_state_dict', 'recover_checkpoint', 'save_checkpoint', 'checked_file', 'load_config',
            'check_tensor_shapes', 'load_weights', 'load_model', 'load_training_state', 'NonFiniteLossError',
-           'TrainingInterrupted', 'new_train_state', 'epoch_batches', 'train_step', 'record_evaluation', 'sample_text',
-           'train_model']
+           'TrainingInterrupted', 'new_train_state', 'epoch_batches', 'train_step', 'accumulated_step',
+           'record_evaluation', 'sample_text', 'train_model']
 
 # %% ../nbs/03_pretraining.ipynb #8bc2763d
 import json
@@ -344,7 +344,7 @@ class TrainingInterrupted(Exception):
 def new_train_state() -> dict:
     "Progress of a training run before its first step."
     return {"epoch": 0, "batch": 0, "step": -1, "tokens_seen": 0, "train_losses": [], "val_losses": [],
-            "track_tokens_seen": [], "rng": None, "epoch_rng": None}
+            "track_tokens_seen": [], "track_lrs": [], "rng": None, "epoch_rng": None}
 
 def _rng_state() -> dict:
     "The random number generators' states (CPU and every CUDA device)."
@@ -371,17 +371,39 @@ def epoch_batches(train_loader, state:dict):
 # %% ../nbs/03_pretraining.ipynb #06cdba5c
 def train_step(model:nn.Module, optimizer, input_batch, target_batch, device, state:dict) -> torch.Tensor:
     "One step of the book's loop (zero_grad, loss, backward, step) that refuses a non-finite loss; updates `state`."
+    return accumulated_step(model, optimizer, [(input_batch, target_batch)], device, state)
+
+def accumulated_step(
+    model:nn.Module, optimizer,
+    batches:list, # (input_batch, target_batch) micro-batches: their gradients are averaged into one step
+    device, state:dict,
+    lr:float|None=None, # set this learning rate first (a schedule's value for this step)
+    grad_clip:float|None=None, # clip the gradients' total norm to this before the step
+    amp_dtype:torch.dtype|None=None, # autocast the forward passes to this (torch.bfloat16 or torch.float16)
+    scaler=None, # a torch.amp.GradScaler (float16 only)
+) -> torch.Tensor:
+    "`train_step` over one or more micro-batches, with an optional learning rate, gradient clipping and mixed precision."
+    if lr is not None:
+        for group in optimizer.param_groups: group["lr"] = lr
     optimizer.zero_grad()
-    loss = calc_loss_batch(input_batch, target_batch, model, device)
-    if not torch.isfinite(loss):
-        raise NonFiniteLossError(f"The training loss is {loss.item()} at step {state['step'] + 1} (epoch {state['epoch'] + 1}): "
-                                 "training stopped. Try a lower learning rate.")
-    loss.backward()
-    optimizer.step()
-    state["tokens_seen"] += input_batch.numel()
+    total = 0.0
+    for input_batch, target_batch in batches:
+        with torch.autocast(torch.device(device).type, dtype=amp_dtype, enabled=amp_dtype is not None):
+            loss = calc_loss_batch(input_batch, target_batch, model, device) / len(batches)  # the average over the micro-batches
+        if not torch.isfinite(loss):
+            raise NonFiniteLossError(f"The training loss is {loss.item() * len(batches)} at step {state['step'] + 1} (epoch {state['epoch'] + 1}): "
+                                     "training stopped. Try a lower learning rate.")
+        (loss if scaler is None else scaler.scale(loss)).backward()  # gradients add up across micro-batches
+        total = total + loss.detach()
+        state["tokens_seen"] += input_batch.numel()
+    if grad_clip is not None:
+        if scaler is not None: scaler.unscale_(optimizer)  # clip the true gradients, not the scaled ones
+        torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm=grad_clip)
+    if scaler is None: optimizer.step()
+    else: scaler.step(optimizer); scaler.update()
     state["step"] += 1
-    state["batch"] += 1
-    return loss
+    state["batch"] += len(batches)
+    return total
 
 def record_evaluation(model:nn.Module, train_loader, val_loader, device, eval_iter:int, state:dict, log=print):
     "The book's evaluation step: both losses appended to `state`'s lists and logged in the book's format."
@@ -414,25 +436,45 @@ def train_model(
     checkpoint_extra:dict|None=None, # more plain data saved with each checkpoint (e.g. the run's settings)
     progress:bool=False, # show a progress bar
     log=print, # where evaluation lines and samples go
+    lr_schedule=None, # callable(step) -> the learning rate of optimizer step `step` (from 0), e.g. notebook 07's warmup + cosine
+    grad_clip:float|None=None, # clip the gradients' total norm to this ...
+    clip_from:int=0, # ... from this step on (the book starts at the end of the warmup)
+    grad_accum:int=1, # micro-batches (loader batches) per optimizer step
+    precision:str="fp32", # "bf16", or "fp16" (CUDA, with a gradient scaler): autocast the forward passes
 ) -> dict:
-    "The book's loop with a progress bar, a nan guard, checkpoints and exact resume; returns the progress `state`."
+    "The book's loop with a progress bar, a nan guard, checkpoints, exact resume and the options of notebook 07; returns the progress `state`."
+    if precision not in ("fp32", "bf16", "fp16"): raise ValueError(f"precision must be fp32, bf16 or fp16, not {precision!r}")
+    if grad_accum < 1: raise ValueError(f"grad_accum must be at least 1, not {grad_accum}")
     state = new_train_state() if state is None else state
+    state.setdefault("track_lrs", [])  # checkpoints written before schedules existed lack it
+    amp_dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+    scaler = torch.amp.GradScaler(torch.device(device).type) if precision == "fp16" else None
+    if scaler is not None and state.get("scaler"): scaler.load_state_dict(state["scaler"])
     def checkpoint():
         if not all(torch.isfinite(p).all() for p in model.parameters()):  # never save a broken model
             raise NonFiniteLossError(f"The weights hold nan or infinite values at step {state['step']}: training stopped.")
         state["rng"] = _rng_state()
+        if scaler is not None: state["scaler"] = scaler.state_dict()
         if checkpoint_dir is not None: save_checkpoint(checkpoint_dir, model, optimizer, state, checkpoint_extra)
     for epoch in range(state["epoch"], num_epochs):
         model.train()
         with tqdm(total=len(train_loader), initial=state["batch"], desc=f"epoch {epoch + 1}/{num_epochs}",
                   disable=not progress, leave=False, dynamic_ncols=True) as bar:
             t0, tokens0 = time.perf_counter(), state["tokens_seen"]
-            for input_batch, target_batch in epoch_batches(train_loader, state):
-                loss = train_step(model, optimizer, input_batch, target_batch, device, state)
+            group = []
+            for batch in epoch_batches(train_loader, state):
+                group.append(batch)  # micro-batches, until a step's worth (or the epoch's last)
+                if len(group) < grad_accum and state["batch"] + len(group) < len(train_loader): continue
+                step = state["step"] + 1
+                lr = lr_schedule(step) if lr_schedule is not None else None
+                if lr is not None: state["track_lrs"].append(lr)
+                loss = accumulated_step(model, optimizer, group, device, state, lr,
+                                        grad_clip if step >= clip_from else None, amp_dtype, scaler)
                 if state["step"] % eval_freq == 0:
                     record_evaluation(model, train_loader, val_loader, device, eval_iter, state, log)
                 tok_s = (state["tokens_seen"] - tokens0) / (time.perf_counter() - t0)
-                bar.update(1); bar.set_postfix(loss=f"{loss.item():.3f}", tok_s=f"{tok_s:,.0f}")
+                bar.update(len(group)); bar.set_postfix(loss=f"{loss.item():.3f}", tok_s=f"{tok_s:,.0f}")
+                group = []
                 if should_stop is not None and should_stop(state) and state["batch"] < len(train_loader):
                     checkpoint(); raise TrainingInterrupted(state)
         state["epoch"], state["batch"] = epoch + 1, 0
