@@ -418,7 +418,8 @@ def record_evaluation(model:nn.Module, train_loader, val_loader, device, eval_it
 def sample_text(model:GPTModel, tokenizer, device, start_context:str, max_new_tokens:int=50) -> str:
     "`generate_and_print_sample`'s text, returned instead of printed, generated with the KV cache."
     model.eval()
-    idx = generate_text_simple_cached(model, text_to_token_ids(start_context, tokenizer).to(device), max_new_tokens)
+    plain = getattr(model, "_orig_mod", model)  # a torch.compile'd model generates with its original module
+    idx = generate_text_simple_cached(plain, text_to_token_ids(start_context, tokenizer).to(device), max_new_tokens)
     model.train()
     return token_ids_to_text(idx, tokenizer).replace("\n", " ")
 

@@ -49,6 +49,35 @@ def test_ctrl_c_or_sigterm_writes_a_checkpoint_that_resumes_exactly(full_run, tm
     assert_same_weights(tmp_path, full_run[0])
 
 
+OPTIONS = ["--warmup-steps", "4", "--min-lr", "1e-4", "--grad-clip", "1.0", "--grad-accum", "2", "--precision", "bf16"]
+
+
+def test_appendix_d_options_resume_exactly_after_ctrl_c(full_run, tmp_path):
+    "Warmup, cosine decay, clipping, accumulation and bf16: an interrupted and resumed run ends where an uninterrupted one does."
+    whole = tmp_path / "whole"
+    r = llmfs("pretrain", *FAST, *OPTIONS, "--epochs", 2, "--out", whole)
+    assert r.returncode == 0, r.stderr
+    state = torch.load(whole / "training_state.pt", weights_only=True)["state"]
+    lrs, steps = state["track_lrs"], state["step"] + 1
+    assert len(lrs) == steps                                   # one learning rate per optimizer step
+    assert lrs[0] == pytest.approx(1e-4) and lrs[4] == pytest.approx(2e-3) and lrs[-1] < 2e-4   # up to --lr, then down
+    assert not torch.equal(load_file(str(whole / "model.safetensors"))["out_head.weight"],
+                           load_file(str(full_run[0] / "model.safetensors"))["out_head.weight"])   # the options changed the run
+    part = tmp_path / "part"
+    proc = subprocess.Popen([*LLMFS, "pretrain", *FAST, *OPTIONS, "--epochs", "2", "--out", str(part)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for line in proc.stdout:
+        if line.startswith("Ep 1"): break
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 130, err
+    r = llmfs("pretrain", "--resume", part, "--epochs", 2)
+    assert r.returncode == 0, r.stderr
+    assert_same_weights(part, whole)
+    r = llmfs("pretrain", "--resume", part, "--epochs", 3, "--grad-accum", 4)
+    assert r.returncode == 2 and "--grad-accum 4 differs from the resumed run's 2" in r.stderr
+
+
 def greedy_continuation(model, prompt, n):
     "What `llmfs generate --temperature 0` should print after the prompt: the library's greedy tokens, decoded."
     from llm_from_scratch.pretraining import generate, text_to_token_ids
@@ -295,3 +324,12 @@ def test_chat_refuses_a_bad_top_k_and_classify_reads_the_special_token_as_text(i
     assert r.returncode == 2 and "--top-k must be at least 1" in r.stderr and len(r.stderr.strip().splitlines()) == 1
     r = llmfs("classify", "--checkpoint", classifier[0], "Hello <|endoftext|> there")
     assert r.returncode == 0 and r.stdout.endswith("\tHello <|endoftext|> there\n"), r.stderr
+
+
+def test_pretrain_compile_writes_a_plain_checkpoint(tmp_path):
+    "--compile: the compiled model trains, and its checkpoint is the plain model's (generate loads it)."
+    r = llmfs("pretrain", *FAST, "--epochs", 1, "--compile", "--out", tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert not any(k.startswith("_orig_mod") for k in load_file(str(tmp_path / "model.safetensors")))
+    r = llmfs("generate", "--checkpoint", tmp_path, "--prompt", "Every", "--max-new-tokens", 3, "--temperature", 0, "--no-fast-linear")
+    assert r.returncode == 0 and r.stdout.startswith("Every"), r.stderr

@@ -1,0 +1,158 @@
+"""The speed recipe (the book's bonus "PyTorch performance tips for faster LLM training"), one switch at a time.
+
+GPT-2 124M (random weights), AdamW, the book's chapter-5 shape by default on a CPU (batch 2 x 256 tokens) and the
+bonus's on a GPU (batch 8 x 1024). Each row adds one switch to the rows above it:
+
+  baseline      the book's GPTModel and torch.optim.AdamW, float32
+  tf32          TF32 matrix products (GPUs from Ampere on; nothing to switch on a CPU)
+  fused AdamW   one kernel updates all the weights
+  oneDNN linear the fast CPU linear layers of notebook 07 (`use_fast_linear`; CPUs only)
+  bf16 autocast the forward pass in bfloat16 (GPUs, and CPUs with AVX512-BF16 or AMX)
+  SDPA          attention in one fused kernel (`use_sdpa`; FlashAttention on GPUs)
+  compile       torch.compile
+  vocab 50304   the vocabulary padded to a multiple of 128
+  batch x4      four times the batch (the bonus's last step)
+
+For each: tokens per second (median of `--steps` steps after `--warmup` steps), the ratios to the baseline and to the
+row above, peak memory (CPU: the process's peak resident memory during those steps, which includes what earlier rows
+left allocated; CUDA: peak allocated) and the model FLOPs utilisation:
+training FLOPs per token (notebook 02's `flops_per_token`: 6N plus attention) times tokens per second, over the
+device's peak, named in the header (a CPU's peak is measured here with a large float32 matrix product, and bfloat16's
+with a bfloat16 one; an H100's is 989 TFLOP/s in bf16). A short run of each of fp32 and bf16 from the same weights
+checks that their losses agree (`--check-steps`).
+
+    python benchmarks/training_speed.py [--device cpu|cuda] [--steps 5] [--warmup 2] [--batch N] [--context N]
+"""
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
+import torch
+
+from llm_from_scratch.gpt_model import GPT_CONFIG_124M, GPTModel, flops_per_token
+from llm_from_scratch.pretraining import accumulated_step, new_train_state
+from llm_from_scratch.training_at_scale import cpu_name, use_fast_linear, use_sdpa
+
+STEPS = ["baseline", "tf32", "fused AdamW", "oneDNN linear", "bf16 autocast", "SDPA", "compile", "vocab 50304", "batch x4"]
+
+
+def rss_peak_reset():
+    with open("/proc/self/clear_refs", "w") as f: f.write("5")
+
+
+def rss_peak_mib():
+    with open("/proc/self/status") as f: return next(int(l.split()[1]) / 1024 for l in f if l.startswith("VmHWM:"))
+
+
+def matmul_peak(device, dtype, n=4096, repeats=5):
+    "FLOP/s of a large square matrix product in `dtype` on `device` (the best of `repeats`)."
+    a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
+    a @ b
+    best = 0.0
+    for _ in range(repeats):
+        if device.type == "cuda": torch.cuda.synchronize()
+        t = time.perf_counter(); a @ b
+        if device.type == "cuda": torch.cuda.synchronize()
+        best = max(best, 2 * n ** 3 / (time.perf_counter() - t))
+    return best
+
+
+def build(step, device, base_state, args):
+    "The model, optimizer and options of the recipe up to and including `step`."
+    on = set(STEPS[:STEPS.index(step) + 1])
+    vocab = 50304 if "vocab 50304" in on else 50257
+    cfg = {**GPT_CONFIG_124M, "context_length": args.context, "drop_rate": 0.0, "vocab_size": vocab}
+    torch.manual_seed(123)
+    model = GPTModel(cfg)
+    state = dict(base_state)
+    if vocab != 50257:  # the same model, with 47 rows that no token ever uses
+        for k in ("tok_emb.weight", "out_head.weight"):
+            state[k] = torch.cat([state[k], torch.zeros(vocab - 50257, state[k].shape[1])])
+    model.load_state_dict(state)
+    model.to(device)
+    if device.type == "cuda": torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = "tf32" in on
+    if "oneDNN linear" in on and device.type == "cpu": use_fast_linear(model, force=True)
+    if "SDPA" in on: use_sdpa(model)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=4e-4, weight_decay=0.1, fused="fused AdamW" in on or None)
+    if "compile" in on: model = torch.compile(model)
+    amp = torch.bfloat16 if "bf16 autocast" in on else None
+    batch = args.batch * (4 if "batch x4" in on else 1)
+    return model, optimizer, amp, batch, cfg
+
+
+def main(args):
+    device = torch.device(args.device)
+    name = torch.cuda.get_device_name() if device.type == "cuda" else cpu_name()
+    peak32 = matmul_peak(device, torch.float32)
+    peak16 = matmul_peak(device, torch.bfloat16)
+    print(f"torch {torch.__version__}, {device}: {name}, {torch.get_num_threads()} threads")
+    print(f"GPT-2 124M, batch {args.batch} x {args.context} tokens, AdamW; peak measured here: "
+          f"{peak32 / 1e9:,.0f} GFLOP/s float32, {peak16 / 1e9:,.0f} GFLOP/s bfloat16 (4096^3 products)\n")
+    torch.manual_seed(123)
+    base_state = GPTModel({**GPT_CONFIG_124M, "context_length": args.context, "drop_rate": 0.0}).state_dict()
+    g = torch.Generator().manual_seed(0)
+    data = torch.randint(0, 50257, (args.batch * 4, args.context + 1), generator=g)
+    flops = flops_per_token({**GPT_CONFIG_124M}, args.context)["training GFLOPs/token"] * 1e9
+    rows, ref = [], None
+    for step in STEPS:
+        if step == "tf32" and device.type != "cuda": rows.append((step, None)); continue
+        if step == "oneDNN linear" and device.type != "cpu": rows.append((step, None)); continue
+        model, optimizer, amp, batch, cfg = build(step, device, base_state, args)
+        x, y = data[:batch, :-1].to(device), data[:batch, 1:].to(device)
+        state, times = new_train_state(), []
+        for i in range(args.warmup + args.steps):
+            if i == args.warmup:
+                if device.type == "cuda": torch.cuda.reset_peak_memory_stats()
+                else: rss_peak_reset()
+            if device.type == "cuda": torch.cuda.synchronize()
+            t = time.perf_counter()
+            accumulated_step(model, optimizer, [(x, y)], device, state, amp_dtype=amp)
+            if device.type == "cuda": torch.cuda.synchronize()
+            if i >= args.warmup: times.append(time.perf_counter() - t)
+        mem = torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda" else rss_peak_mib()
+        tok_s = batch * args.context / statistics.median(times)
+        ref = ref or tok_s
+        peak = peak16 if amp is not None else peak32
+        rows.append((step, (tok_s, tok_s / ref, mem, flops * tok_s / peak, "bf16" if amp else "fp32")))
+        del model, optimizer
+    print(f"{'cumulative step':<16} {'tokens/s':>9} {'vs baseline':>12} {'vs previous':>12} {'peak MiB':>9} {'MFU':>7} {'peak used':>10}")
+    previous = None
+    for step, r in rows:
+        if r is None: print(f"{step:<16} {'(not on this device)':>30}"); continue
+        tok_s, ratio, mem, mfu, which = r
+        print(f"{step:<16} {tok_s:>9,.0f} {ratio:>11.2f}x {tok_s / (previous or tok_s):>11.2f}x {mem:>9,.0f} {mfu:>6.1%} {which:>10}")
+        previous = tok_s
+
+    # the losses of fp32 and bf16 training agree
+    losses = {}
+    for label, amp in (("fp32", None), ("bf16", torch.bfloat16)):
+        torch.manual_seed(123)
+        model = GPTModel({**GPT_CONFIG_124M, "context_length": args.context, "drop_rate": 0.0}).to(device)
+        model.load_state_dict(base_state)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=4e-4, weight_decay=0.1)
+        state = new_train_state()
+        losses[label] = [accumulated_step(model, optimizer, [(data[i % 4 * args.batch:(i % 4 + 1) * args.batch, :-1].to(device),
+                                                               data[i % 4 * args.batch:(i % 4 + 1) * args.batch, 1:].to(device))],
+                                          device, state, amp_dtype=amp).item() for i in range(args.check_steps)]
+    worst = max(abs(a - b) for a, b in zip(losses["fp32"], losses["bf16"]))
+    print(f"\nLosses over {args.check_steps} steps from the same weights (4 batches in turn), fp32 vs bf16 autocast: "
+          f"{' '.join(f'{a:.3f}/{b:.3f}' for a, b in zip(losses['fp32'], losses['bf16']))}; largest difference {worst:.3f}")
+
+
+if __name__ == "__main__":
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--steps", type=int, default=5, help="timed steps per row")
+    p.add_argument("--warmup", type=int, default=2, help="untimed steps first (compile happens here)")
+    p.add_argument("--batch", type=int, help="sequences per batch (default: 2 on a CPU, 8 on a GPU)")
+    p.add_argument("--context", type=int, help="tokens per sequence (default: 256 on a CPU, 1024 on a GPU)")
+    p.add_argument("--check-steps", type=int, default=8, help="steps of the fp32/bf16 loss comparison")
+    a = p.parse_args()
+    cuda = a.device.startswith("cuda")
+    a.batch = a.batch or (8 if cuda else 2)
+    a.context = a.context or (1024 if cuda else 256)
+    main(a)
