@@ -17,8 +17,8 @@ For each: tokens per second (median of `--steps` steps after `--warmup` steps), 
 row above, peak memory (CPU: the process's peak resident memory during those steps, which includes what earlier rows
 left allocated; CUDA: peak allocated) and the model FLOPs utilisation:
 training FLOPs per token (notebook 02's `flops_per_token`: 6N plus attention) times tokens per second, over the
-device's peak, named in the header (a CPU's peak is measured here with a large float32 matrix product, and bfloat16's
-with a bfloat16 one; an H100's is 989 TFLOP/s in bf16). A short run of each of fp32 and bf16 from the same weights
+device's peak for the precision the row uses, named in the header: the data sheet's for an H100/H200 or A100 (989
+TFLOP/s in bf16 on an H100), otherwise measured here with a large matrix product in float32 and in bfloat16. A short run of each of fp32 and bf16 from the same weights
 checks that their losses agree (`--check-steps`).
 
     python benchmarks/training_speed.py [--device cpu|cuda] [--steps 5] [--warmup 2] [--batch N] [--context N]
@@ -37,6 +37,8 @@ from llm_from_scratch.gpt_model import GPT_CONFIG_124M, GPTModel, flops_per_toke
 from llm_from_scratch.pretraining import accumulated_step, new_train_state
 from llm_from_scratch.training_at_scale import cpu_name, use_fast_linear, use_sdpa
 
+NAMED_PEAKS = {"H100": {"bf16": 989e12, "tf32": 494.5e12, "fp32": 67e12}, "H200": {"bf16": 989e12, "tf32": 494.5e12, "fp32": 67e12},
+               "A100": {"bf16": 312e12, "tf32": 156e12, "fp32": 19.5e12}}  # dense tensor-core peaks from the data sheets
 STEPS = ["baseline", "tf32", "fused AdamW", "oneDNN linear", "bf16 autocast", "SDPA", "compile", "vocab 50304", "batch x4"]
 
 
@@ -86,12 +88,18 @@ def build(step, device, base_state, args):
 
 def main(args):
     device = torch.device(args.device)
+    if device.type == "cuda": torch.cuda.set_device(device)  # cuda:N: synchronize and the name follow it
     name = torch.cuda.get_device_name() if device.type == "cuda" else cpu_name()
-    peak32 = matmul_peak(device, torch.float32)
-    peak16 = matmul_peak(device, torch.bfloat16)
+    named = next((v for k, v in NAMED_PEAKS.items() if k in name), None) if device.type == "cuda" else None
+    if named: peaks, source = named, f"{name}'s data-sheet peaks"
+    else:
+        if device.type == "cuda": torch.backends.cuda.matmul.allow_tf32 = False
+        peaks = {"fp32": matmul_peak(device, torch.float32), "bf16": matmul_peak(device, torch.bfloat16)}
+        peaks["tf32"] = peaks["fp32"]
+        source = "measured here with 4096^3 products"
     print(f"torch {torch.__version__}, {device}: {name}, {torch.get_num_threads()} threads")
-    print(f"GPT-2 124M, batch {args.batch} x {args.context} tokens, AdamW; peak measured here: "
-          f"{peak32 / 1e9:,.0f} GFLOP/s float32, {peak16 / 1e9:,.0f} GFLOP/s bfloat16 (4096^3 products)\n")
+    print(f"GPT-2 124M, batch {args.batch} x {args.context} tokens, AdamW; peak ({source}): "
+          f"{peaks['fp32'] / 1e9:,.0f} GFLOP/s float32, {peaks['bf16'] / 1e9:,.0f} GFLOP/s bfloat16\n")
     torch.manual_seed(123)
     base_state = GPTModel({**GPT_CONFIG_124M, "context_length": args.context, "drop_rate": 0.0}).state_dict()
     g = torch.Generator().manual_seed(0)
@@ -116,8 +124,8 @@ def main(args):
         mem = torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda" else rss_peak_mib()
         tok_s = batch * args.context / statistics.median(times)
         ref = ref or tok_s
-        peak = peak16 if amp is not None else peak32
-        rows.append((step, (tok_s, tok_s / ref, mem, flops * tok_s / peak, "bf16" if amp else "fp32")))
+        which = "bf16" if amp is not None else "tf32" if device.type == "cuda" and torch.backends.cuda.matmul.allow_tf32 else "fp32"
+        rows.append((step, (tok_s, tok_s / ref, mem, flops * tok_s / peaks[which], which)))
         del model, optimizer
     print(f"{'cumulative step':<16} {'tokens/s':>9} {'vs baseline':>12} {'vs previous':>12} {'peak MiB':>9} {'MFU':>7} {'peak used':>10}")
     previous = None
@@ -128,6 +136,7 @@ def main(args):
         previous = tok_s
 
     # the losses of fp32 and bf16 training agree
+    if device.type == "cuda": torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False  # true fp32
     losses = {}
     for label, amp in (("fp32", None), ("bf16", torch.bfloat16)):
         torch.manual_seed(123)

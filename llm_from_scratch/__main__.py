@@ -88,6 +88,8 @@ def _check_pretrain_args(args):
     if args.min_lr is not None and not 0 <= args.min_lr < math.inf: raise CLIError(f"--min-lr must be a number >= 0, not {args.min_lr}")
     if args.warmup_steps is not None and args.warmup_steps < 0: raise CLIError(f"--warmup-steps must be at least 0, not {args.warmup_steps}")
     if args.grad_clip is not None and not 0 < args.grad_clip < math.inf: raise CLIError(f"--grad-clip must be a positive number, not {args.grad_clip}")
+    if args.min_lr is not None and args.lr is not None and args.min_lr > args.lr:
+        raise CLIError(f"--min-lr {args.min_lr} is above --lr {args.lr}: the schedule rises from --min-lr to --lr and decays back")
     if args.grad_accum is not None and args.grad_accum < 1: raise CLIError(f"--grad-accum must be at least 1, not {args.grad_accum}")
     _check_seed(args.seed)
 
@@ -145,11 +147,12 @@ TRAINING_DEFAULTS = {"warmup_steps": 0, "min_lr": None, "grad_clip": None, "grad
 
 def _training_options(run:dict, steps_per_epoch:int) -> dict:
     "The options of notebook 03's loop that a run's settings ask for: the schedule, clipping, accumulation and precision."
-    run = {**TRAINING_DEFAULTS, **run}
+    for key, default in TRAINING_DEFAULTS.items(): run.setdefault(key, default)  # saved with the run (`schedule_steps` too)
     options = {"grad_accum": run["grad_accum"], "precision": run["precision"]}
     if run["warmup_steps"] or run["min_lr"] is not None:  # warmup, then cosine decay (notebook 07)
         from llm_from_scratch.training_at_scale import warmup_cosine_lr
-        total = math.ceil(steps_per_epoch / run["grad_accum"]) * run["epochs"]
+        run.setdefault("schedule_steps", math.ceil(steps_per_epoch / run["grad_accum"]) * run["epochs"])  # fixed at the start:
+        total = run["schedule_steps"]  # a resume with more --epochs continues at --min-lr instead of reshaping the curve
         low = run["min_lr"] if run["min_lr"] is not None else 0.1 * run["lr"]
         options["lr_schedule"] = lambda step: warmup_cosine_lr(step, total, run["warmup_steps"], run["lr"], low, low)
     if run["grad_clip"] is not None: options.update(grad_clip=run["grad_clip"], clip_from=run["warmup_steps"])

@@ -14,6 +14,7 @@ __all__ = ['DEVICE_ENV', 'WEIGHTS_FILE', 'CONFIG_FILE', 'STATE_FILE', 'MANIFEST_
            'record_evaluation', 'sample_text', 'train_model']
 
 # %% ../nbs/03_pretraining.ipynb #8bc2763d
+import contextlib
 import json
 import math
 import os
@@ -388,7 +389,7 @@ def accumulated_step(
     optimizer.zero_grad()
     total = 0.0
     for input_batch, target_batch in batches:
-        with torch.autocast(torch.device(device).type, dtype=amp_dtype, enabled=amp_dtype is not None):
+        with torch.autocast(torch.device(device).type, dtype=amp_dtype) if amp_dtype is not None else contextlib.nullcontext():
             loss = calc_loss_batch(input_batch, target_batch, model, device) / len(batches)  # the average over the micro-batches
         if not torch.isfinite(loss):
             raise NonFiniteLossError(f"The training loss is {loss.item() * len(batches)} at step {state['step'] + 1} (epoch {state['epoch'] + 1}): "

@@ -70,13 +70,13 @@ def warmup_cosine_lr(
     warmup_steps:int, # steps of linear warmup
     peak_lr:float, # the learning rate at the end of the warmup
     initial_lr:float=3e-05, # the learning rate of step 0
-    min_lr:float=1e-6, # the learning rate of the last step
+    min_lr:float=1e-6, # where the decay ends, at step `total_steps` (and stays, for any step after it)
 ) -> float:
     "The book's appendix-D learning rate: linear warmup from `initial_lr` to `peak_lr`, then cosine decay to `min_lr`."
     if step < warmup_steps:
         lr_increment = (peak_lr - initial_lr) / warmup_steps
         return initial_lr + step * lr_increment
-    progress = (step - warmup_steps) / max(total_steps - warmup_steps, 1)
+    progress = min((step - warmup_steps) / max(total_steps - warmup_steps, 1), 1.0)  # past the end: stay at min_lr
     return min_lr + (peak_lr - min_lr) * 0.5 * (1 + math.cos(math.pi * progress))
 
 # %% ../nbs/07_training_at_scale.ipynb #515d2149
@@ -97,13 +97,14 @@ def train_model(model:nn.Module, train_loader, val_loader, optimizer, device, n_
                 **options, # more options of notebook 03's loop: grad_accum, precision, checkpoint_dir, progress, ...
                ) -> tuple[list, list, list, list]:
     "The book's appendix-D loop (warmup, cosine decay, clipping after the warmup) on notebook 03's loop: the losses, tokens seen and learning rates."
-    peak_lr = optimizer.param_groups[0]["lr"]  # the optimizer's learning rate is the peak
+    peak_lr = optimizer.param_groups[0].setdefault("peak_lr", optimizer.param_groups[0]["lr"])  # the optimizer's rate is the peak
+    # (kept in the optimizer's state, which a checkpoint saves: a resumed run's optimizer holds its last scheduled rate)
     steps_per_epoch = math.ceil(len(train_loader) / options.get("grad_accum", 1))
     total_training_steps = steps_per_epoch * n_epochs
     schedule = lambda step: warmup_cosine_lr(step, total_training_steps, warmup_steps, peak_lr, initial_lr, min_lr)
+    options = {"grad_clip": 1.0, "clip_from": warmup_steps, **options}  # the book clips at 1.0 after the warmup
     state = pretraining.train_model(model, train_loader, val_loader, optimizer, device, n_epochs, eval_freq, eval_iter,
-                                    start_context=start_context, tokenizer=tokenizer, lr_schedule=schedule,
-                                    grad_clip=1.0, clip_from=warmup_steps, **options)
+                                    start_context=start_context, tokenizer=tokenizer, lr_schedule=schedule, **options)
     return state["train_losses"], state["val_losses"], state["track_tokens_seen"], state["track_lrs"]
 
 # %% ../nbs/07_training_at_scale.ipynb #b67e325f

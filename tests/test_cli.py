@@ -49,7 +49,7 @@ def test_ctrl_c_or_sigterm_writes_a_checkpoint_that_resumes_exactly(full_run, tm
     assert_same_weights(tmp_path, full_run[0])
 
 
-OPTIONS = ["--warmup-steps", "4", "--min-lr", "1e-4", "--grad-clip", "1.0", "--grad-accum", "2", "--precision", "bf16"]
+OPTIONS = ["--warmup-steps", "4", "--min-lr", "1e-4", "--grad-clip", "1.0", "--grad-accum", "5", "--precision", "bf16"]  # 36 batches: 7 steps of 5, one of 1
 
 
 def test_appendix_d_options_resume_exactly_after_ctrl_c(full_run, tmp_path):
@@ -71,11 +71,16 @@ def test_appendix_d_options_resume_exactly_after_ctrl_c(full_run, tmp_path):
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=300)
     assert proc.returncode == 130, err
+    assert torch.load(part / "training_state.pt", weights_only=True)["state"]["batch"] > 0   # stopped mid-epoch
     r = llmfs("pretrain", "--resume", part, "--epochs", 2)
     assert r.returncode == 0, r.stderr
     assert_same_weights(part, whole)
     r = llmfs("pretrain", "--resume", part, "--epochs", 3, "--grad-accum", 4)
-    assert r.returncode == 2 and "--grad-accum 4 differs from the resumed run's 2" in r.stderr
+    assert r.returncode == 2 and "--grad-accum 4 differs from the resumed run's 5" in r.stderr
+    r = llmfs("pretrain", "--resume", part, "--epochs", 3)   # more epochs: the schedule keeps its shape, then stays at --min-lr
+    assert r.returncode == 0, r.stderr
+    longer = torch.load(part / "training_state.pt", weights_only=True)["state"]["track_lrs"]
+    assert longer[:len(lrs)] == lrs and all(lr == pytest.approx(1e-4) for lr in longer[len(lrs):]) and len(longer) > len(lrs)
 
 
 def greedy_continuation(model, prompt, n):
