@@ -28,6 +28,7 @@ import torch
 from .classification import (TRAINABLE, SpamDataset, accuracy, classifier_logits, load_classifier,
     plot_values, prepare_classifier, random_split, save_classifier, set_drop_rate, train_classifier)
 from .gpt_model import GPT_CONFIGS, GPTModel
+from .lora import merge_lora, replace_linear_with_lora, save_lora
 from .instruction_tuning import (RESPONSE_HEADER, DataError, InstructionDataset, JudgeError, custom_collate_fn,
     format_input, generate_responses, judge_responses, load_instruct_model, load_json_entries, save_instruct_model, split_data)
 from .pretrained_weights import load_gpt2
@@ -339,12 +340,25 @@ def _classifier_data(args, context_length:int, tokenizer, work:Path):
     if len(sets[0]) < args.batch_size: raise CLIError(f"--data {path}: too few texts for one batch of {args.batch_size}")
     return sets, names, sets[0].max_length
 
+def _check_lora_args(args):
+    "--lora-rank and --lora-alpha: positive, and --lora-alpha only with a rank."
+    if args.lora_rank is not None and args.lora_rank < 1: raise CLIError(f"--lora-rank must be at least 1, not {args.lora_rank}")
+    if args.lora_alpha is not None and not args.lora_rank: raise CLIError("--lora-alpha needs --lora-rank")
+    if args.lora_alpha is not None and not 0 < args.lora_alpha < math.inf: raise CLIError(f"--lora-alpha must be a positive number, not {args.lora_alpha}")
+    if args.lora_rank and args.lora_alpha is None: args.lora_alpha = 16.0
+
+def _add_lora(model, args):
+    "Freeze `model` and give every linear layer LoRA adapters of --lora-rank and --lora-alpha (notebook 09)."
+    for p in model.parameters(): p.requires_grad = False
+    replace_linear_with_lora(model, args.lora_rank, args.lora_alpha)
+
 def _finetune_classifier(args) -> int:
     "The `llmfs finetune-classifier` command: chapter 6's finetuning, with the book's settings as defaults."
     for name in ("epochs", "batch_size"):
         if getattr(args, name) < 1: raise CLIError(f"--{name.replace('_', '-')} must be at least 1, not {getattr(args, name)}")
     if not 0 < args.lr < math.inf: raise CLIError(f"--lr must be a positive number, not {args.lr}")
     if not 0 <= args.drop_rate < 1: raise CLIError(f"--drop-rate must be in [0, 1), not {args.drop_rate}")
+    _check_lora_args(args)
     _check_seed(args.seed)
     device, out = _device(args.device), Path(args.out)
     _check_out(out, continuing=False, overwrite=args.overwrite, resumable=False)
@@ -356,15 +370,19 @@ def _finetune_classifier(args) -> int:
     with tempfile.TemporaryDirectory() as work:
         (train_set, val_set, test_set), names, max_length = _classifier_data(args, model.cfg["context_length"], get_tokenizer(), Path(work))
     torch.manual_seed(args.seed)
-    model = prepare_classifier(set_drop_rate(model, args.drop_rate), num_classes=2, trainable=args.trainable, readout=args.readout).to(device)
+    trainable = "last_layer" if args.lora_rank else args.trainable
+    model = prepare_classifier(set_drop_rate(model, args.drop_rate), num_classes=2, trainable=trainable, readout=args.readout).to(device)
     if device.type == "cpu" and args.fast_linear: use_fast_linear(model)
+    if args.lora_rank: _add_lora(model, args)  # appendix E: the head set first, everything frozen, adapters on every linear layer
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=args.lr, weight_decay=0.1)
-    print(f"Finetuning {base} ({args.trainable} and the new head) on {len(train_set)} texts, labels {names}", flush=True)
+    what = f"LoRA rank {args.lora_rank}, alpha {args.lora_alpha}" if args.lora_rank else f"{args.trainable} and the new head"
+    print(f"Finetuning {base} ({what}) on {len(train_set)} texts, labels {names}", flush=True)
     torch.manual_seed(args.seed)
     train_losses, val_losses, train_accs, val_accs, seen = train_classifier(
         model, train_set, val_set, optimizer, device, args.epochs, eval_freq=50, eval_iter=5, batch_size=args.batch_size)
     accs = [accuracy(model, ds, device) for ds in (train_set, val_set, test_set)]
     print("Accuracy: " + ", ".join(f"{n} {a:.2%}" for n, a in zip(("train", "validation", "test"), accs)))
+    if args.lora_rank: save_lora(out, model, base_model=base); merge_lora(model)  # the adapters, then the merged model
     save_classifier(out, model, names, max_length, base_model=base)
     fig = plot_values(torch.linspace(0, args.epochs, len(train_accs)), torch.linspace(0, seen, len(train_accs)), train_accs, val_accs, "accuracy")
     with atomic_path(out/"accuracy.png") as tmp: fig.savefig(tmp, format="png", dpi=120)
@@ -417,6 +435,7 @@ def _finetune_instruct(args) -> int:
     if args.max_new_tokens < 1: raise CLIError(f"--max-new-tokens must be at least 1, not {args.max_new_tokens}")
     if not 0 < args.lr < math.inf: raise CLIError(f"--lr must be a positive number, not {args.lr}")
     if not 0 <= args.drop_rate < 1: raise CLIError(f"--drop-rate must be in [0, 1), not {args.drop_rate}")
+    _check_lora_args(args)
     _check_seed(args.seed)
     device, out = _device(args.device), Path(args.out)
     _check_out(out, continuing=False, overwrite=args.overwrite, resumable=False)
@@ -430,9 +449,11 @@ def _finetune_instruct(args) -> int:
     set_drop_rate(model, args.drop_rate)
     if device.type == "cpu" and args.fast_linear: use_fast_linear(model)
     torch.manual_seed(args.seed)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.1)
+    if args.lora_rank: _add_lora(model, args)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=args.lr, weight_decay=0.1)
     print(f"Finetuning {base} on {len(train_loader) * args.batch_size} instructions"
-          f"{' (the loss counts the responses only)' if args.mask_instructions else ''}", flush=True)
+          f"{' (the loss counts the responses only)' if args.mask_instructions else ''}"
+          f"{f', LoRA rank {args.lora_rank}, alpha {args.lora_alpha}' if args.lora_rank else ''}", flush=True)
     from tqdm.auto import tqdm
     def log(line): tqdm.write(line); sys.stdout.flush()
     try: state = train_model(model, train_loader, val_loader, optimizer, device, args.epochs, eval_freq=5, eval_iter=5,
@@ -452,6 +473,7 @@ def _finetune_instruct(args) -> int:
         print(f"Final train loss {state['train_losses'][-1]:.3f}, val loss {state['val_losses'][-1]:.3f}")
     with atomic_path(out/"instruction-data-with-response.json") as tmp:
         Path(tmp).write_text(json.dumps(test_data, indent=4), encoding="utf-8")
+    if args.lora_rank: save_lora(out, model, base_model=base); merge_lora(model)  # the adapters, then the merged model
     save_instruct_model(out, model, base_model=base)  # last: a folder with a model is a finished run
     print(f"Model: {out}/ (model.safetensors, config.json, manifest.json, loss.png); "
           f"test answers: {out}/instruction-data-with-response.json")
@@ -568,6 +590,8 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--lr", type=float, default=5e-5, help="AdamW learning rate, weight decay 0.1 (default: 5e-5)")
     f.add_argument("--batch-size", type=int, default=8, help="texts per batch (default: 8)")
     f.add_argument("--drop-rate", type=float, default=0.0, help="dropout while finetuning (default: 0, the book's)")
+    f.add_argument("--lora-rank", type=int, help="train LoRA adapters of this rank on every linear layer instead (appendix E; the book: 16)")
+    f.add_argument("--lora-alpha", type=float, help="LoRA's scale numerator, the update being alpha / rank x A B (default: 16)")
     f.add_argument("--seed", type=int, default=123, help="random seed (default: 123)")
     f.add_argument("--out", default="runs/classifier", metavar="DIR", help="where to write the classifier (default: runs/classifier)")
     f.add_argument("--overwrite", action="store_true", help="replace a classifier already in --out")
@@ -594,6 +618,8 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--mask-instructions", action="store_true", help="count only the responses' tokens in the loss (exercise 7.2)")
     i.add_argument("--max-new-tokens", type=int, default=256, help="the longest test answer, in tokens (default: 256)")
     i.add_argument("--drop-rate", type=float, default=0.0, help="dropout while finetuning (default: 0, the book's)")
+    i.add_argument("--lora-rank", type=int, help="train LoRA adapters of this rank on every linear layer instead of all weights")
+    i.add_argument("--lora-alpha", type=float, help="LoRA's scale numerator, the update being alpha / rank x A B (default: 16)")
     i.add_argument("--seed", type=int, default=123, help="random seed (default: 123)")
     i.add_argument("--out", default="runs/instruct", metavar="DIR", help="where to write the model (default: runs/instruct)")
     i.add_argument("--overwrite", action="store_true", help="replace a model already in --out")

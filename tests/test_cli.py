@@ -338,3 +338,26 @@ def test_pretrain_compile_writes_a_plain_checkpoint(tmp_path):
     assert not any(k.startswith("_orig_mod") for k in load_file(str(tmp_path / "model.safetensors")))
     r = llmfs("generate", "--checkpoint", tmp_path, "--prompt", "Every", "--max-new-tokens", 3, "--temperature", 0, "--no-fast-linear")
     assert r.returncode == 0 and r.stdout.startswith("Every"), r.stderr
+
+
+def test_lora_finetuning_writes_adapters_naming_the_base_and_a_merged_model(full_run, tmp_path):
+    import json
+    from llm_from_scratch.text_data import DATA_FILES, download
+    r = llmfs("finetune-classifier", "--checkpoint", full_run[0], "--lora-rank", 4, "--lora-alpha", 8, "--lr", "3e-3",
+              "--epochs", 1, "--out", tmp_path / "clf", "--no-fast-linear")
+    assert r.returncode == 0 and "LoRA rank 4, alpha 8.0" in r.stdout, r.stderr
+    record = json.loads((tmp_path / "clf" / "adapters.json").read_text())
+    assert (record["rank"], record["alpha"], record["base_model"]) == (4, 8.0, str(full_run[0]))
+    adapters = load_file(str(tmp_path / "clf" / "adapters.safetensors"))
+    assert adapters and all(k.endswith((".lora.A", ".lora.B")) for k in adapters)   # the adapters only: the head is adapted too
+    assert sum(v.numel() for v in adapters.values()) < sum(v.numel() for v in load_file(str(tmp_path / "clf" / "model.safetensors")).values()) / 10
+    c = llmfs("classify", "--checkpoint", tmp_path / "clf", "WINNER!! Claim your free cash prize now")
+    assert c.returncode == 0 and c.stdout.split("\t")[0] in ("ham", "spam"), c.stderr
+    (tmp_path / "data.json").write_text(json.dumps(json.loads(download(DATA_FILES["instruction-data.json"]).read_text())[:30]))
+    r = llmfs("finetune-instruct", "--checkpoint", full_run[0], "--data", tmp_path / "data.json", "--epochs", 1, "--lora-rank", 2,
+              "--max-new-tokens", 2, "--out", tmp_path / "inst", "--no-fast-linear")
+    assert r.returncode == 0 and (tmp_path / "inst" / "adapters.safetensors").is_file(), r.stderr
+    r = llmfs("chat", "--checkpoint", tmp_path / "inst", "--prompt", "Hi", "--max-new-tokens", 2, "--no-fast-linear")
+    assert r.returncode == 0, r.stderr
+    r = llmfs("finetune-classifier", "--checkpoint", full_run[0], "--lora-alpha", 8, "--out", tmp_path / "x")
+    assert r.returncode == 2 and "--lora-alpha needs --lora-rank" in r.stderr
