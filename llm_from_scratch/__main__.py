@@ -340,6 +340,21 @@ def _classifier_data(args, context_length:int, tokenizer, work:Path):
     if len(sets[0]) < args.batch_size: raise CLIError(f"--data {path}: too few texts for one batch of {args.batch_size}")
     return sets, names, sets[0].max_length
 
+def _start_finetuning(args):
+    "Check the options the finetuning commands share, then load the model to finetune: (device, out, model, base name)."
+    for name in ("epochs", "batch_size"):
+        if getattr(args, name) < 1: raise CLIError(f"--{name.replace('_', '-')} must be at least 1, not {getattr(args, name)}")
+    if not 0 < args.lr < math.inf: raise CLIError(f"--lr must be a positive number, not {args.lr}")
+    if not 0 <= args.drop_rate < 1: raise CLIError(f"--drop-rate must be in [0, 1), not {args.drop_rate}")
+    _check_lora_args(args)
+    _check_seed(args.seed)
+    device, out = _device(args.device), Path(args.out)
+    _check_out(out, continuing=False, overwrite=args.overwrite, resumable=False)
+    if args.checkpoint: return device, out, load_model(args.checkpoint, device), str(args.checkpoint)
+    try: return device, out, load_gpt2(args.model, device), args.model
+    except CheckpointError: raise
+    except ValueError as e: raise CLIError(f"--model {args.model}: {e}") from None
+
 def _check_lora_args(args):
     "--lora-rank and --lora-alpha: positive, and --lora-alpha only with a rank."
     if args.lora_rank is not None and args.lora_rank < 1: raise CLIError(f"--lora-rank must be at least 1, not {args.lora_rank}")
@@ -354,19 +369,7 @@ def _add_lora(model, args):
 
 def _finetune_classifier(args) -> int:
     "The `llmfs finetune-classifier` command: chapter 6's finetuning, with the book's settings as defaults."
-    for name in ("epochs", "batch_size"):
-        if getattr(args, name) < 1: raise CLIError(f"--{name.replace('_', '-')} must be at least 1, not {getattr(args, name)}")
-    if not 0 < args.lr < math.inf: raise CLIError(f"--lr must be a positive number, not {args.lr}")
-    if not 0 <= args.drop_rate < 1: raise CLIError(f"--drop-rate must be in [0, 1), not {args.drop_rate}")
-    _check_lora_args(args)
-    _check_seed(args.seed)
-    device, out = _device(args.device), Path(args.out)
-    _check_out(out, continuing=False, overwrite=args.overwrite, resumable=False)
-    if args.checkpoint: model, base = load_model(args.checkpoint, device), str(args.checkpoint)
-    else:
-        try: model, base = load_gpt2(args.model, device), args.model
-        except CheckpointError: raise
-        except ValueError as e: raise CLIError(f"--model {args.model}: {e}") from None
+    device, out, model, base = _start_finetuning(args)
     with tempfile.TemporaryDirectory() as work:
         (train_set, val_set, test_set), names, max_length = _classifier_data(args, model.cfg["context_length"], get_tokenizer(), Path(work))
     torch.manual_seed(args.seed)
@@ -430,21 +433,9 @@ def _instruction_data(args, context_length:int, tokenizer):
 
 def _finetune_instruct(args) -> int:
     "The `llmfs finetune-instruct` command: chapter 7's finetuning, with the book's settings as defaults."
-    for name in ("epochs", "batch_size"):
-        if getattr(args, name) < 1: raise CLIError(f"--{name.replace('_', '-')} must be at least 1, not {getattr(args, name)}")
     if args.max_new_tokens < 1: raise CLIError(f"--max-new-tokens must be at least 1, not {args.max_new_tokens}")
-    if not 0 < args.lr < math.inf: raise CLIError(f"--lr must be a positive number, not {args.lr}")
-    if not 0 <= args.drop_rate < 1: raise CLIError(f"--drop-rate must be in [0, 1), not {args.drop_rate}")
-    _check_lora_args(args)
-    _check_seed(args.seed)
-    device, out = _device(args.device), Path(args.out)
-    _check_out(out, continuing=False, overwrite=args.overwrite, resumable=False)
+    device, out, model, base = _start_finetuning(args)
     tokenizer = get_tokenizer()
-    if args.checkpoint: model, base = load_model(args.checkpoint, device), str(args.checkpoint)
-    else:
-        try: model, base = load_gpt2(args.model, device), args.model
-        except CheckpointError: raise
-        except ValueError as e: raise CLIError(f"--model {args.model}: {e}") from None
     (train_loader, val_loader), test_data = _instruction_data(args, model.cfg["context_length"], tokenizer)
     set_drop_rate(model, args.drop_rate)
     if device.type == "cpu" and args.fast_linear: use_fast_linear(model)
@@ -528,6 +519,16 @@ def _chat(args) -> int:
         answer(message)
 
 # %% ../nbs/10_cli.ipynb #57000c79
+def _finetuning_options(p):
+    "The options that finetune-classifier and finetune-instruct share."
+    p.add_argument("--drop-rate", type=float, default=0.0, help="dropout while finetuning (default: 0, the book's)")
+    p.add_argument("--lora-rank", type=int, help="train LoRA adapters of this rank on every linear layer instead of the weights (appendix E; the book: 16)")
+    p.add_argument("--lora-alpha", type=float, help="LoRA's scale numerator, the update being alpha / rank x A B (default: 16)")
+    p.add_argument("--seed", type=int, default=123, help="random seed (default: 123)")
+    p.add_argument("--overwrite", action="store_true", help="replace what --out holds")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
+    p.add_argument("--no-fast-linear", dest="fast_linear", action="store_false", help="on a CPU, keep PyTorch's own linear layers")
+
 def build_parser() -> argparse.ArgumentParser:
     "The `llmfs` argument parser."
     parser = _Parser(prog="llmfs", description="Pretrain a GPT and generate text with it (llm-from-scratch).")
@@ -589,14 +590,8 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--epochs", type=int, default=5, help="epochs (default: 5)")
     f.add_argument("--lr", type=float, default=5e-5, help="AdamW learning rate, weight decay 0.1 (default: 5e-5)")
     f.add_argument("--batch-size", type=int, default=8, help="texts per batch (default: 8)")
-    f.add_argument("--drop-rate", type=float, default=0.0, help="dropout while finetuning (default: 0, the book's)")
-    f.add_argument("--lora-rank", type=int, help="train LoRA adapters of this rank on every linear layer instead (appendix E; the book: 16)")
-    f.add_argument("--lora-alpha", type=float, help="LoRA's scale numerator, the update being alpha / rank x A B (default: 16)")
-    f.add_argument("--seed", type=int, default=123, help="random seed (default: 123)")
     f.add_argument("--out", default="runs/classifier", metavar="DIR", help="where to write the classifier (default: runs/classifier)")
-    f.add_argument("--overwrite", action="store_true", help="replace a classifier already in --out")
-    f.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
-    f.add_argument("--no-fast-linear", dest="fast_linear", action="store_false", help="on a CPU, keep PyTorch's own linear layers")
+    _finetuning_options(f)
     f.set_defaults(func=_finetune_classifier)
     c = sub.add_parser("classify", help="label texts with a classifier of finetune-classifier", description=
         "Print the label and probability of each TEXT (one per line from standard input with -; blank lines skipped). "
@@ -617,14 +612,8 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--batch-size", type=int, default=8, help="entries per batch (default: 8)")
     i.add_argument("--mask-instructions", action="store_true", help="count only the responses' tokens in the loss (exercise 7.2)")
     i.add_argument("--max-new-tokens", type=int, default=256, help="the longest test answer, in tokens (default: 256)")
-    i.add_argument("--drop-rate", type=float, default=0.0, help="dropout while finetuning (default: 0, the book's)")
-    i.add_argument("--lora-rank", type=int, help="train LoRA adapters of this rank on every linear layer instead of all weights")
-    i.add_argument("--lora-alpha", type=float, help="LoRA's scale numerator, the update being alpha / rank x A B (default: 16)")
-    i.add_argument("--seed", type=int, default=123, help="random seed (default: 123)")
     i.add_argument("--out", default="runs/instruct", metavar="DIR", help="where to write the model (default: runs/instruct)")
-    i.add_argument("--overwrite", action="store_true", help="replace a model already in --out")
-    i.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
-    i.add_argument("--no-fast-linear", dest="fast_linear", action="store_false", help="on a CPU, keep PyTorch's own linear layers")
+    _finetuning_options(i)
     i.set_defaults(func=_finetune_instruct)
     e = sub.add_parser("evaluate", help="have a judge LLM score a model's answers (chapter 7)", description=
         "Score each response of --responses (written by finetune-instruct) from 0 to 100 with a judge LLM, by the book's "

@@ -227,13 +227,19 @@ def test_a_classifier_is_not_a_gpt_and_a_mixed_folder_is_refused(classifier, ful
     assert r.returncode == 2 and "does not match manifest.json" in r.stderr and len(r.stderr.strip().splitlines()) == 1
 
 
+def instruction_data(path, n):
+    "The first `n` entries of the book's instruction data, written to `path` as JSON."
+    import json
+    from llm_from_scratch.text_data import DATA_FILES, download
+    path.write_text(json.dumps(json.loads(download(DATA_FILES["instruction-data.json"]).read_text())[:n]))
+    return path
+
+
 @pytest.fixture(scope="session")
 def instruct(full_run, tmp_path_factory):
     "An instruction-finetuned model (1 epoch on 60 of the book's entries) from the tiny run's GPT: its folder and the process."
-    import json
-    from llm_from_scratch.text_data import DATA_FILES, download
     d = tmp_path_factory.mktemp("instruct")
-    (d / "data.json").write_text(json.dumps(json.loads(download(DATA_FILES["instruction-data.json"]).read_text())[:60]))
+    instruction_data(d / "data.json", 60)
     r = llmfs("finetune-instruct", "--checkpoint", full_run[0], "--data", d / "data.json", "--epochs", 1, "--lr", "1e-3",
               "--max-new-tokens", 8, "--out", d / "model", "--no-fast-linear")
     assert r.returncode == 0, r.stderr
@@ -295,9 +301,7 @@ def test_evaluate_scores_answers_with_a_judge_server_and_caches_its_replies(inst
 
 
 def test_finetune_instruct_can_mask_the_instructions(full_run, tmp_path):
-    import json
-    from llm_from_scratch.text_data import DATA_FILES, download
-    (tmp_path / "data.json").write_text(json.dumps(json.loads(download(DATA_FILES["instruction-data.json"]).read_text())[:30]))
+    instruction_data(tmp_path / "data.json", 30)
     r = llmfs("finetune-instruct", "--checkpoint", full_run[0], "--data", tmp_path / "data.json", "--epochs", 1, "--mask-instructions",
               "--max-new-tokens", 2, "--out", tmp_path / "model", "--no-fast-linear")
     assert r.returncode == 0 and "the loss counts the responses only" in r.stdout, r.stderr
@@ -342,7 +346,6 @@ def test_pretrain_compile_writes_a_plain_checkpoint(tmp_path):
 
 def test_lora_finetuning_writes_adapters_naming_the_base_and_a_merged_model(full_run, tmp_path):
     import json
-    from llm_from_scratch.text_data import DATA_FILES, download
     r = llmfs("finetune-classifier", "--checkpoint", full_run[0], "--lora-rank", 4, "--lora-alpha", 8, "--lr", "3e-3",
               "--epochs", 1, "--out", tmp_path / "clf", "--no-fast-linear")
     assert r.returncode == 0 and "LoRA rank 4, alpha 8.0" in r.stdout, r.stderr
@@ -353,7 +356,7 @@ def test_lora_finetuning_writes_adapters_naming_the_base_and_a_merged_model(full
     assert sum(v.numel() for v in adapters.values()) < sum(v.numel() for v in load_file(str(tmp_path / "clf" / "model.safetensors")).values()) / 10
     c = llmfs("classify", "--checkpoint", tmp_path / "clf", "WINNER!! Claim your free cash prize now")
     assert c.returncode == 0 and c.stdout.split("\t")[0] in ("ham", "spam"), c.stderr
-    (tmp_path / "data.json").write_text(json.dumps(json.loads(download(DATA_FILES["instruction-data.json"]).read_text())[:30]))
+    instruction_data(tmp_path / "data.json", 30)
     r = llmfs("finetune-instruct", "--checkpoint", full_run[0], "--data", tmp_path / "data.json", "--epochs", 1, "--lora-rank", 2,
               "--max-new-tokens", 2, "--out", tmp_path / "inst", "--no-fast-linear")
     assert r.returncode == 0 and (tmp_path / "inst" / "adapters.safetensors").is_file(), r.stderr
