@@ -28,7 +28,7 @@ import torch
 from .classification import (TRAINABLE, SpamDataset, accuracy, classifier_logits, load_classifier,
     plot_values, prepare_classifier, random_split, save_classifier, set_drop_rate, train_classifier)
 from .gpt_model import GPT_CONFIGS, GPTModel
-from .lora import merge_lora, replace_linear_with_lora, save_lora
+from .lora import LORA_CONFIG, load_adapted, merge_lora, replace_linear_with_lora, save_lora
 from .instruction_tuning import (RESPONSE_HEADER, DataError, InstructionDataset, JudgeError, custom_collate_fn,
     format_input, generate_responses, judge_responses, load_instruct_model, load_json_entries, save_instruct_model, split_data)
 from .pretrained_weights import load_gpt2
@@ -101,7 +101,7 @@ def _check_seed(seed:int|None):
 def _check_out(out:Path, continuing:bool, overwrite:bool, resumable:bool=True):
     "Refuse an --out that cannot be written, or that holds a run a new one would replace (without --overwrite)."
     if out.exists() and not out.is_dir(): raise CLIError(f"--out {out} is a file, not a folder")
-    if not continuing and ((out/CONFIG_FILE).exists() or (out/MANIFEST_FILE).exists()) and not overwrite:
+    if not continuing and any((out/name).exists() for name in (CONFIG_FILE, MANIFEST_FILE, "adapters.json")) and not overwrite:
         how = f"continue that run with  llmfs pretrain --resume {out}, or replace it" if resumable else "replace it"
         raise CLIError(f"{out} already holds a checkpoint: {how} with --overwrite (or choose another --out)")
     probe = out
@@ -262,6 +262,14 @@ def _pretrain(args) -> int:
     return _train_until_stopped(model, train_loader, val_loader, optimizer, device, run, state, out, args.sample_prompt, tokenizer)
 
 # %% ../nbs/10_cli.ipynb #ebe64d2d
+def _load_adapted(folder:Path, kind:str, device):
+    "A folder of adapters (`llmfs finetune-* --lora-rank` without --merge) on its base, and its `kind` record; else None."
+    if (folder/CONFIG_FILE).exists() or not (folder/LORA_CONFIG).exists(): return None
+    model, record = load_adapted(folder, device)
+    if kind and kind not in record: raise CLIError(f"{folder} holds adapters for {'a classifier' if 'classifier' in record else 'a GPT'}, not for {kind}")
+    if not kind and "classifier" in record: raise CheckpointError(f"{folder} holds a classifier's adapters, not a GPT that generates text")
+    return model, record.get(kind)
+
 def _generate(args) -> int:
     "The `llmfs generate` command: print the prompt, then its continuation token by token."
     if not args.prompt: raise CLIError("--prompt is empty: give some text to continue")
@@ -270,7 +278,7 @@ def _generate(args) -> int:
     if not 0 <= args.temperature < float("inf"): raise CLIError(f"--temperature must be a finite number >= 0, not {args.temperature}")
     if args.top_k is not None and args.top_k < 1: raise CLIError(f"--top-k must be at least 1, not {args.top_k}")
     _check_seed(args.seed)
-    if args.checkpoint: model = load_model(args.checkpoint, device)
+    if args.checkpoint: model = (_load_adapted(Path(args.checkpoint), "", device) or (load_model(args.checkpoint, device),))[0]
     else:
         try: model = load_gpt2(args.model, device)
         except CheckpointError: raise
@@ -359,6 +367,7 @@ def _check_lora_args(args):
     "--lora-rank and --lora-alpha: positive, and --lora-alpha only with a rank."
     if args.lora_rank is not None and args.lora_rank < 1: raise CLIError(f"--lora-rank must be at least 1, not {args.lora_rank}")
     if args.lora_alpha is not None and not args.lora_rank: raise CLIError("--lora-alpha needs --lora-rank")
+    if args.merge and not args.lora_rank: raise CLIError("--merge needs --lora-rank")
     if args.lora_alpha is not None and not 0 < args.lora_alpha < math.inf: raise CLIError(f"--lora-alpha must be a positive number, not {args.lora_alpha}")
     if args.lora_rank and args.lora_alpha is None: args.lora_alpha = 16.0
 
@@ -385,11 +394,14 @@ def _finetune_classifier(args) -> int:
         model, train_set, val_set, optimizer, device, args.epochs, eval_freq=50, eval_iter=5, batch_size=args.batch_size)
     accs = [accuracy(model, ds, device) for ds in (train_set, val_set, test_set)]
     print("Accuracy: " + ", ".join(f"{n} {a:.2%}" for n, a in zip(("train", "validation", "test"), accs)))
-    if args.lora_rank: save_lora(out, model, base_model=base); merge_lora(model)  # the adapters, then the merged model
-    save_classifier(out, model, names, max_length, base_model=base)
+    if args.lora_rank:  # the adapters and the new head, naming the base they go on; the merged model only if asked
+        info = {"labels": list(names), "max_length": max_length, "readout": model.readout, "base_model": base}
+        save_lora(out, model, base_model=base, include=("out_head.",), extra={"classifier": info})
+    if args.merge: merge_lora(model)
+    if not args.lora_rank or args.merge: save_classifier(out, model, names, max_length, base_model=base)
     fig = plot_values(torch.linspace(0, args.epochs, len(train_accs)), torch.linspace(0, seen, len(train_accs)), train_accs, val_accs, "accuracy")
     with atomic_path(out/"accuracy.png") as tmp: fig.savefig(tmp, format="png", dpi=120)
-    print(f"Classifier: {out}/ (model.safetensors, config.json, manifest.json, accuracy.png)")
+    print(f"Classifier: {out}/ ({', '.join(sorted(p.name for p in out.iterdir()))})")
     return 0
 
 # %% ../nbs/10_cli.ipynb #110fd35f
@@ -399,7 +411,8 @@ def _classify(args) -> int:
     else: texts = args.texts
     empty = [i for i, text in enumerate(texts, 1) if not text.strip()]
     if empty: raise CLIError(f"text {empty[0]} is empty: there is nothing to classify")
-    model, info = load_classifier(args.checkpoint, _device(args.device))
+    device = _device(args.device)
+    model, info = _load_adapted(Path(args.checkpoint), "classifier", device) or load_classifier(args.checkpoint, device)
     tokenizer, n = get_tokenizer(), info["max_length"]
     device = model.tok_emb.weight.device
     warned = False
@@ -464,9 +477,10 @@ def _finetune_instruct(args) -> int:
         print(f"Final train loss {state['train_losses'][-1]:.3f}, val loss {state['val_losses'][-1]:.3f}")
     with atomic_path(out/"instruction-data-with-response.json") as tmp:
         Path(tmp).write_text(json.dumps(test_data, indent=4), encoding="utf-8")
-    if args.lora_rank: save_lora(out, model, base_model=base); merge_lora(model)  # the adapters, then the merged model
-    save_instruct_model(out, model, base_model=base)  # last: a folder with a model is a finished run
-    print(f"Model: {out}/ (model.safetensors, config.json, manifest.json, loss.png); "
+    if args.lora_rank: save_lora(out, model, base_model=base, extra={"instruct": {"format": "alpaca", "base_model": base}})
+    if args.merge: merge_lora(model)
+    if not args.lora_rank or args.merge: save_instruct_model(out, model, base_model=base)  # last: a folder with a model is a finished run
+    print(f"Model: {out}/ ({', '.join(sorted(p.name for p in out.iterdir()))}); "
           f"test answers: {out}/instruction-data-with-response.json")
     return 0
 
@@ -501,7 +515,7 @@ def _chat(args) -> int:
     if args.top_k is not None and args.top_k < 1: raise CLIError(f"--top-k must be at least 1, not {args.top_k}")
     _check_seed(args.seed)
     device = _device(args.device)
-    model, info = load_instruct_model(args.checkpoint, device)
+    model, info = _load_adapted(Path(args.checkpoint), "instruct", device) or load_instruct_model(args.checkpoint, device)
     if device.type == "cpu" and args.fast_linear: use_fast_linear(model)
     tokenizer, ctx = get_tokenizer(), model.cfg["context_length"]
     if args.seed is not None: torch.manual_seed(args.seed)
@@ -524,6 +538,8 @@ def _finetuning_options(p):
     p.add_argument("--drop-rate", type=float, default=0.0, help="dropout while finetuning (default: 0, the book's)")
     p.add_argument("--lora-rank", type=int, help="train LoRA adapters of this rank on every linear layer instead of the weights (appendix E; the book: 16)")
     p.add_argument("--lora-alpha", type=float, help="LoRA's scale numerator, the update being alpha / rank x A B (default: 16)")
+    p.add_argument("--merge", action="store_true", help="with --lora-rank: also write the model with the adapters merged in "
+                   "(default: the adapters alone, which classify, chat and generate load onto the base)")
     p.add_argument("--seed", type=int, default=123, help="random seed (default: 123)")
     p.add_argument("--overwrite", action="store_true", help="replace what --out holds")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")

@@ -6,7 +6,7 @@ Docs: https://llm-from-scratch.github.io/llm-from-scratch/lora.html.md"""
 
 # %% auto #0
 __all__ = ['LORA_WEIGHTS', 'LORA_CONFIG', 'LoRALayer', 'LinearWithLoRA', 'replace_linear_with_lora', 'merge_lora',
-           'lora_state_dict', 'save_lora', 'load_lora']
+           'lora_state_dict', 'save_lora', 'load_lora', 'load_adapted']
 
 # %% ../nbs/09_lora.ipynb #7458fe58
 import json
@@ -70,15 +70,21 @@ def lora_state_dict(model:nn.Module) -> dict[str, torch.Tensor]:
     "The tensors that training changed: every parameter that requires a gradient (adapters, and a new head)."
     return {name: p.detach().contiguous().cpu() for name, p in model.named_parameters() if p.requires_grad}
 
-def save_lora(folder:str|Path, model:nn.Module, base_model:str="") -> Path:
-    "Write `model`'s adapters (and other trainable tensors) and a JSON record of rank, alpha, targets and base model to `folder`."
+def save_lora(
+    folder:str|Path, model:nn.Module,
+    base_model:str="", # the base's GPT-2 name or checkpoint folder: what `load_adapted` starts from
+    include:tuple[str, ...]=(), # more tensors to keep, by name prefix (e.g. "out_head." for a new classification head)
+    extra:dict|None=None, # more to record in the JSON (e.g. a classifier's labels)
+) -> Path:
+    "Write `model`'s adapters (and other trainable or `include`d tensors) and a JSON record of rank, alpha, targets and base model to `folder`."
     from safetensors.torch import save_file
     folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
     loras = {name: m for name, m in model.named_modules() if isinstance(m, LinearWithLoRA)}
     if not loras: raise ValueError("The model has no LoRA layers to save (use replace_linear_with_lora first)")
     first = next(iter(loras.values())).lora
-    record = {"rank": first.rank, "alpha": first.alpha, "targets": sorted(loras), "base_model": base_model}
-    with atomic_path(folder/LORA_WEIGHTS) as tmp: save_file(lora_state_dict(model), str(tmp), metadata={"format": "pt"})
+    record = {"rank": first.rank, "alpha": first.alpha, "targets": sorted(loras), "base_model": base_model, **(extra or {})}
+    tensors = {**lora_state_dict(model), **{name: t.detach().contiguous().cpu() for name, t in model.state_dict().items() if name.startswith(include) and include}}
+    with atomic_path(folder/LORA_WEIGHTS) as tmp: save_file(tensors, str(tmp), metadata={"format": "pt"})
     with atomic_path(folder/LORA_CONFIG) as tmp: Path(tmp).write_text(json.dumps(record, indent=2), encoding="utf-8")
     return folder
 
@@ -97,3 +103,22 @@ def load_lora(folder:str|Path, model:nn.Module) -> nn.Module:
             raise ValueError(f"{folder}: the tensor {name!r} {tuple(t.shape)} does not fit this model: it is not the base these adapters were trained on")
     model.load_state_dict(tensors, strict=False)
     return model
+
+def load_adapted(folder:str|Path, device=None) -> tuple[nn.Module, dict]:
+    "A model saved as adapters by `save_lora`: its base (from the record), a classifier's head if it has one, and the adapters."
+    from llm_from_scratch.classification import prepare_classifier
+    from llm_from_scratch.pretrained_weights import load_gpt2
+    from llm_from_scratch.pretraining import CheckpointError, MANIFEST_FILE, load_model
+    folder = Path(folder)
+    if not (folder/LORA_CONFIG).is_file(): raise CheckpointError(f"{folder} holds no {LORA_CONFIG}: it is not a folder of adapters")
+    record = json.loads((folder/LORA_CONFIG).read_text(encoding="utf-8"))
+    base = record.get("base_model") or ""
+    if not base: raise CheckpointError(f"{folder/LORA_CONFIG} does not name its base model")
+    model = load_model(base) if (Path(base)/MANIFEST_FILE).is_file() else load_gpt2(base)
+    if "classifier" in record:
+        info = record["classifier"]
+        model = prepare_classifier(model, num_classes=len(info["labels"]), readout=info["readout"])
+    for p in model.parameters(): p.requires_grad = False
+    try: load_lora(folder, model)
+    except ValueError as e: raise CheckpointError(str(e)) from None
+    return model.to(device or "cpu").eval(), record

@@ -344,23 +344,36 @@ def test_pretrain_compile_writes_a_plain_checkpoint(tmp_path):
     assert r.returncode == 0 and r.stdout.startswith("Every"), r.stderr
 
 
-def test_lora_finetuning_writes_adapters_naming_the_base_and_a_merged_model(full_run, tmp_path):
+def test_lora_finetuning_writes_adapters_that_load_on_their_base_or_merged(full_run, tmp_path):
     import json
     r = llmfs("finetune-classifier", "--checkpoint", full_run[0], "--lora-rank", 4, "--lora-alpha", 8, "--lr", "3e-3",
               "--epochs", 1, "--out", tmp_path / "clf", "--no-fast-linear")
     assert r.returncode == 0 and "LoRA rank 4, alpha 8.0" in r.stdout, r.stderr
+    assert sorted(p.name for p in (tmp_path / "clf").iterdir()) == ["accuracy.png", "adapters.json", "adapters.safetensors"]
     record = json.loads((tmp_path / "clf" / "adapters.json").read_text())
-    assert (record["rank"], record["alpha"], record["base_model"]) == (4, 8.0, str(full_run[0]))
+    assert (record["rank"], record["alpha"], record["base_model"], record["classifier"]["labels"]) == (4, 8.0, str(full_run[0]), ["ham", "spam"])
     adapters = load_file(str(tmp_path / "clf" / "adapters.safetensors"))
-    assert adapters and all(k.endswith((".lora.A", ".lora.B")) for k in adapters)   # the adapters only: the head is adapted too
-    assert sum(v.numel() for v in adapters.values()) < sum(v.numel() for v in load_file(str(tmp_path / "clf" / "model.safetensors")).values()) / 10
-    c = llmfs("classify", "--checkpoint", tmp_path / "clf", "WINNER!! Claim your free cash prize now")
-    assert c.returncode == 0 and c.stdout.split("\t")[0] in ("ham", "spam"), c.stderr
+    assert all(k.endswith((".lora.A", ".lora.B")) or k.startswith("out_head.") for k in adapters)   # adapters, and the new head
+    base = sum(v.numel() for v in load_file(str(full_run[0] / "model.safetensors")).values())
+    assert sum(v.numel() for v in adapters.values()) < base / 10
+    text = "WINNER!! Claim your free cash prize now"
+    on_base = llmfs("classify", "--checkpoint", tmp_path / "clf", text)              # base + adapters
+    assert on_base.returncode == 0 and on_base.stdout.split("\t")[0] in ("ham", "spam"), on_base.stderr
+    r = llmfs("finetune-classifier", "--checkpoint", full_run[0], "--lora-rank", 4, "--lora-alpha", 8, "--lr", "3e-3",
+              "--epochs", 1, "--merge", "--out", tmp_path / "merged", "--no-fast-linear")
+    assert r.returncode == 0 and (tmp_path / "merged" / "model.safetensors").is_file(), r.stderr
+    merged = llmfs("classify", "--checkpoint", tmp_path / "merged", text)
+    assert merged.stdout == on_base.stdout                                          # the same classifier, merged
     instruction_data(tmp_path / "data.json", 30)
     r = llmfs("finetune-instruct", "--checkpoint", full_run[0], "--data", tmp_path / "data.json", "--epochs", 1, "--lora-rank", 2,
               "--max-new-tokens", 2, "--out", tmp_path / "inst", "--no-fast-linear")
-    assert r.returncode == 0 and (tmp_path / "inst" / "adapters.safetensors").is_file(), r.stderr
-    r = llmfs("chat", "--checkpoint", tmp_path / "inst", "--prompt", "Hi", "--max-new-tokens", 2, "--no-fast-linear")
-    assert r.returncode == 0, r.stderr
+    assert r.returncode == 0 and not (tmp_path / "inst" / "model.safetensors").exists(), r.stderr
+    for command in (["chat", "--prompt", "Hi"], ["generate", "--prompt", "Hi", "--temperature", "0"]):
+        r = llmfs(*command, "--checkpoint", tmp_path / "inst", "--max-new-tokens", 2, "--no-fast-linear")
+        assert r.returncode == 0, r.stderr
+    r = llmfs("chat", "--checkpoint", tmp_path / "clf", "--prompt", "Hi")
+    assert r.returncode == 2 and "adapters for a classifier, not for instruct" in r.stderr
     r = llmfs("finetune-classifier", "--checkpoint", full_run[0], "--lora-alpha", 8, "--out", tmp_path / "x")
     assert r.returncode == 2 and "--lora-alpha needs --lora-rank" in r.stderr
+    r = llmfs("finetune-classifier", "--checkpoint", full_run[0], "--lora-rank", 4, "--epochs", 1, "--out", tmp_path / "clf")
+    assert r.returncode == 2 and "already holds a checkpoint" in r.stderr          # adapters are not overwritten silently
