@@ -1,4 +1,4 @@
-"""Pretrain a GPT and generate text from a terminal: `llmfs pretrain` and `llmfs generate`.
+"""The course from a terminal: pretrain, generate, finetune a classifier or an assistant, judge it, tune it with DPO, chat.
 
 Docs: https://llm-from-scratch.github.io/llm-from-scratch/cli.html.md"""
 
@@ -32,6 +32,9 @@ from .lora import LORA_CONFIG, load_adapted, merge_lora, replace_linear_with_lor
 from .instruction_tuning import (RESPONSE_HEADER, DataError, InstructionDataset, JudgeError, custom_collate_fn,
     format_input, generate_responses, judge_responses, load_instruct_model, load_json_entries, save_instruct_model, split_data)
 from .pretrained_weights import load_gpt2
+from llm_from_scratch.preference_tuning import (PreferenceDataset, add_reference_logprobs, identical_pairs, load_preference_data,
+    plot_dpo_metrics, train_dpo)
+from .preference_tuning import custom_collate_fn as preference_collate_fn
 from .pretraining import (CONFIG_FILE, MANIFEST_FILE, STATE_FILE, checked_file, CheckpointError, NonFiniteLossError, TrainingInterrupted, WEIGHTS_FILE, adamw,
     generate_stream, load_config, load_model, load_training_state, load_weights, plot_losses,
     get_device, text_to_token_ids, train_model)
@@ -532,6 +535,73 @@ def _chat(args) -> int:
         if not message.strip(): return 0
         answer(message)
 
+# %% ../nbs/10_cli.ipynb #d38f67ac
+def _preference_loaders(args, model, tokenizer, device):
+    "The preference data of `llmfs dpo`: training and validation loaders carrying `model`'s log-probabilities, and the test entries."
+    path = args.data or download(DATA_FILES["instruction-data-with-preference.json"])
+    if not Path(path).is_file(): raise CLIError(f"--data {path}: no such file")
+    data = load_preference_data(path)
+    train_data, val_data, test_data = split_data(data)  # the book's split; the test entries are only answered
+    same = set(identical_pairs(data)) & set(range(len(train_data) + len(val_data)))
+    n_train = len(train_data)
+    train_data = [e for i, e in enumerate(train_data) if i not in same]
+    val_data = [e for i, e in enumerate(val_data, n_train) if i not in same]
+    skipped = f"{len(same)} of {len(data)} entries whose chosen and rejected answers are the same text (entr{'y' if len(same) == 1 else 'ies'} " \
+              f"{', '.join(map(str, sorted(same)[:6]))}{', ...' if len(same) > 6 else ''})"
+    if len(train_data) < args.batch_size or not val_data:
+        raise CLIError(f"--data {path}: too few usable entries ({len(train_data)} for training, {len(val_data)} for validation) "
+                       f"for a batch of {args.batch_size} and a validation set{f'; skipped {skipped}' if same else ''}")
+    if same: print(f"Skipping {skipped}: they carry no preference", file=sys.stderr)
+    collate = functools.partial(preference_collate_fn, allowed_max_length=model.cfg["context_length"], device=device)
+    sets = [add_reference_logprobs(PreferenceDataset(part, tokenizer), model, collate, args.batch_size) for part in (train_data, val_data)]
+    torch.manual_seed(args.seed)
+    loaders = [torch.utils.data.DataLoader(s, batch_size=args.batch_size, collate_fn=collate, shuffle=i == 0, drop_last=i == 0)
+               for i, s in enumerate(sets)]
+    return loaders, test_data
+
+def _dpo(args) -> int:
+    "The `llmfs dpo` command: notebook 08's preference tuning of an instruction-tuned model, the book's settings as defaults."
+    for name in ("epochs", "batch_size", "max_new_tokens", "eval_freq", "eval_iter"):
+        if getattr(args, name) < 1: raise CLIError(f"--{name.replace('_', '-')} must be at least 1, not {getattr(args, name)}")
+    for name in ("lr", "beta"):
+        if not 0 < getattr(args, name) < math.inf: raise CLIError(f"--{name} must be a positive number, not {getattr(args, name)}")
+    _check_seed(args.seed)
+    device, out = _device(args.device), Path(args.out)
+    _check_out(out, continuing=False, overwrite=args.overwrite, resumable=False)
+    adapted = _load_adapted(Path(args.checkpoint), "instruct", device)
+    if adapted: merge_lora(adapted[0])  # the adapters folded in: DPO trains the whole model
+    model, info = adapted or load_instruct_model(args.checkpoint, device)
+    for p in model.parameters(): p.requires_grad = True
+    if device.type == "cpu" and args.fast_linear: use_fast_linear(model)
+    tokenizer = get_tokenizer()
+    print(f"Reference log-probabilities of {args.checkpoint}", flush=True)
+    (train_loader, val_loader), test_data = _preference_loaders(args, model, tokenizer, device)
+    torch.manual_seed(args.seed)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01)
+    print(f"DPO on {len(train_loader) * args.batch_size} preference pairs, beta {args.beta}", flush=True)
+    from tqdm.auto import tqdm
+    def log(line): tqdm.write(line); sys.stdout.flush()
+    try: tracking = train_dpo(model, train_loader, val_loader, optimizer, args.epochs, args.beta, args.eval_freq, args.eval_iter, log=log)
+    except NonFiniteLossError as e:
+        print(f"llmfs: error: {e} Nothing was written.", file=sys.stderr)
+        return 1
+    print(f"Answering the {len(test_data)} test instructions", flush=True)
+    for entry, answer in zip(test_data, generate_responses(model, test_data, tokenizer, device, batch_size=args.batch_size,
+                                                          max_new_tokens=args.max_new_tokens)):
+        entry["model_response"] = answer
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out/"loss.png") as tmp: plot_dpo_metrics(tracking, args.epochs).savefig(tmp, format="png", dpi=120)
+    margin = tracking["val_chosen_rewards"][-1] - tracking["val_rejected_rewards"][-1]
+    print(f"Final train loss {tracking['train_losses'][-1]:.3f}, val loss {tracking['val_losses'][-1]:.3f}, val reward margin {margin:.3f}")
+    record = {"checkpoint": str(args.checkpoint), "beta": args.beta, "lr": args.lr, "weight_decay": 0.01, "epochs": args.epochs,
+              "batch_size": args.batch_size, "seed": args.seed, "tracking": tracking}
+    with atomic_path(out/"dpo.json") as tmp: Path(tmp).write_text(json.dumps(record, indent=1), encoding="utf-8")
+    with atomic_path(out/"instruction-data-with-response.json") as tmp:
+        Path(tmp).write_text(json.dumps(test_data, indent=4), encoding="utf-8")
+    save_instruct_model(out, model, base_model=f"{info.get('base_model') or args.checkpoint} + DPO")  # last: a finished run
+    print(f"Model: {out}/ ({', '.join(sorted(p.name for p in out.iterdir()))}); test answers: {out}/instruction-data-with-response.json")
+    return 0
+
 # %% ../nbs/10_cli.ipynb #57000c79
 def _finetuning_options(p):
     "The options that finetune-classifier and finetune-instruct share."
@@ -631,6 +701,26 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--out", default="runs/instruct", metavar="DIR", help="where to write the model (default: runs/instruct)")
     _finetuning_options(i)
     i.set_defaults(func=_finetune_instruct)
+    o = sub.add_parser("dpo", help="preference-tune an instruction-finetuned model with DPO (chapter 7 bonus)", description=
+        "Tune a model of llmfs finetune-instruct towards the chosen answers of preference pairs and away from the rejected ones "
+        "(direct preference optimization, the book's settings as defaults); write the model, loss.png (losses and reward "
+        "margins), dpo.json and its answers to the test set to --out.")
+    o.add_argument("--checkpoint", required=True, metavar="DIR", help="a folder written by llmfs finetune-instruct")
+    o.add_argument("--data", metavar="FILE", help="JSON list of {instruction, input, chosen, rejected} entries "
+                   "(default: the book's instruction-data-with-preference.json)")
+    o.add_argument("--beta", type=float, default=0.1, help="how far the model may move from where it started (default: 0.1)")
+    o.add_argument("--epochs", type=int, default=1, help="epochs (default: 1)")
+    o.add_argument("--lr", type=float, default=5e-6, help="AdamW learning rate, weight decay 0.01 (default: 5e-6)")
+    o.add_argument("--batch-size", type=int, default=8, help="pairs per batch (default: 8)")
+    o.add_argument("--eval-freq", type=int, default=5, help="evaluate every N steps (default: 5)")
+    o.add_argument("--eval-iter", type=int, default=5, help="batches per evaluation (default: 5)")
+    o.add_argument("--max-new-tokens", type=int, default=256, help="the longest test answer, in tokens (default: 256)")
+    o.add_argument("--out", default="runs/dpo", metavar="DIR", help="where to write the model (default: runs/dpo)")
+    o.add_argument("--seed", type=int, default=123, help="random seed (default: 123)")
+    o.add_argument("--overwrite", action="store_true", help="replace what --out holds")
+    o.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
+    o.add_argument("--no-fast-linear", dest="fast_linear", action="store_false", help="on a CPU, keep PyTorch's own linear layers")
+    o.set_defaults(func=_dpo)
     e = sub.add_parser("evaluate", help="have a judge LLM score a model's answers (chapter 7)", description=
         "Score each response of --responses (written by finetune-instruct) from 0 to 100 with a judge LLM, by the book's "
         "prompt; print the average and write the scores per entry. Replies are cached beside --responses.")
@@ -645,7 +735,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.set_defaults(func=_evaluate)
     h = sub.add_parser("chat", help="talk to an instruction-finetuned model in the terminal", description=
         "Each message is wrapped in the Alpaca prompt the model was finetuned on, and the answer streams in.")
-    h.add_argument("--checkpoint", required=True, metavar="DIR", help="a folder written by llmfs finetune-instruct")
+    h.add_argument("--checkpoint", required=True, metavar="DIR", help="a folder written by llmfs finetune-instruct or llmfs dpo")
     h.add_argument("--prompt", help="answer this one message and exit")
     h.add_argument("--max-new-tokens", type=int, default=256, help="the longest answer, in tokens (default: 256)")
     h.add_argument("--temperature", type=float, default=0.0, help="0: greedy (default); higher: more varied")

@@ -377,3 +377,61 @@ def test_lora_finetuning_writes_adapters_that_load_on_their_base_or_merged(full_
     assert r.returncode == 2 and "--lora-alpha needs --lora-rank" in r.stderr
     r = llmfs("finetune-classifier", "--checkpoint", full_run[0], "--lora-rank", 4, "--epochs", 1, "--out", tmp_path / "clf")
     assert r.returncode == 2 and "already holds a checkpoint" in r.stderr          # adapters are not overwritten silently
+
+
+def preference_data(path, n, identical=()):
+    "The first `n` entries of the book's preference data, written to `path` as JSON; entries in `identical` get rejected = chosen."
+    import json
+    from llm_from_scratch.text_data import DATA_FILES, download
+    data = json.loads(download(DATA_FILES["instruction-data-with-preference.json"]).read_text())[:n]
+    for i in identical: data[i]["rejected"] = data[i]["chosen"]
+    path.write_text(json.dumps(data))
+    return path
+
+
+@pytest.fixture(scope="session")
+def dpo(instruct, tmp_path_factory):
+    "A DPO-tuned model (2 epochs on 60 preference pairs, one of them identical) from the instruction-tuned one: its folder and the process."
+    d = tmp_path_factory.mktemp("dpo")
+    preference_data(d / "pref.json", 60, identical=(3,))
+    r = llmfs("dpo", "--checkpoint", instruct[0], "--data", d / "pref.json", "--epochs", 2, "--lr", "1e-3", "--max-new-tokens", 8,
+              "--out", d / "model", "--no-fast-linear")
+    assert r.returncode == 0, r.stderr
+    return d / "model", r
+
+
+def test_dpo_moves_the_model_towards_the_chosen_answers_and_chat_reads_it(dpo, instruct):
+    import json
+    from llm_from_scratch.instruction_tuning import RESPONSE_HEADER, format_input, load_instruct_model
+    out, r = dpo
+    assert sorted(p.name for p in out.iterdir()) == ["config.json", "dpo.json", "instruction-data-with-response.json", "loss.png",
+                                                     "manifest.json", "model.safetensors"]
+    assert "Skipping 1 of 60 entries whose chosen and rejected answers are the same text (entry 3)" in r.stderr, r.stderr
+    assert "DPO on 48 preference pairs, beta 0.1" in r.stdout and "Ep 2 (Step 000010)" in r.stdout and "DPO: 100%" in r.stderr
+    tracking = json.loads((out / "dpo.json").read_text())["tracking"]
+    margins = [c - r for c, r in zip(tracking["train_chosen_rewards"], tracking["train_rejected_rewards"])]
+    assert len(margins) == 3 and margins[-1] > margins[0] + 0.05, margins       # steps 0, 5 and 10 of 12
+    assert tracking["train_losses"][-1] < 0.69, tracking["train_losses"]
+    assert len(json.loads((out / "instruction-data-with-response.json").read_text())) == 6   # the book's test split, answered
+    tuned, before = load_instruct_model(out)[0], load_instruct_model(instruct[0])[0]
+    assert not all(a.equal(b) for a, b in zip(tuned.parameters(), before.parameters()))
+    r = llmfs("chat", "--checkpoint", out, "--prompt", "Name a fruit.", "--max-new-tokens", 5, "--no-fast-linear")
+    prompt = format_input({"instruction": "Name a fruit.", "input": ""}) + RESPONSE_HEADER
+    assert r.returncode == 0 and r.stdout == greedy_continuation(tuned, prompt, 5) + "\n", r.stderr
+
+
+@pytest.mark.parametrize("case, message", [
+    ("no-rejected", "entry 1 has no 'rejected' field"),
+    ("all-identical", "too few usable entries (0 for training, 0 for validation) for a batch of 8"),
+    ("missing-checkpoint", "is not a checkpoint folder"),
+    ("plain-gpt", "is not instruction-tuned"),
+    ("beta", "--beta must be a positive number, not 0.0"),
+])
+def test_dpo_refuses_bad_input_in_one_line(case, message, instruct, full_run, tmp_path):
+    import json
+    data = preference_data(tmp_path / "pref.json", 20, identical=range(20) if case == "all-identical" else ())
+    if case == "no-rejected": data.write_text(json.dumps([{"instruction": "a", "chosen": "b", "rejected": "c"}, {"instruction": "d", "chosen": "e"}]))
+    checkpoint = {"missing-checkpoint": tmp_path / "nothing", "plain-gpt": full_run[0]}.get(case, instruct[0])
+    r = llmfs("dpo", "--checkpoint", checkpoint, "--data", data, "--out", tmp_path / "model", *(["--beta", 0] if case == "beta" else []))
+    assert r.returncode == 2 and message in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and not (tmp_path / "model").exists()
