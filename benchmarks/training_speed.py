@@ -88,7 +88,9 @@ def build(step, device, base_state, args):
 
 def main(args):
     device = torch.device(args.device)
-    if device.type == "cuda": torch.cuda.set_device(device)  # cuda:N: synchronize and the name follow it
+    if device.type == "cuda":
+        device = torch.device("cuda", device.index or 0)  # "cuda" alone names no index, which set_device needs
+        torch.cuda.set_device(device)  # cuda:N: synchronize and the name follow it
     name = torch.cuda.get_device_name() if device.type == "cuda" else cpu_name()
     named = next((v for k, v in NAMED_PEAKS.items() if k in name), None) if device.type == "cuda" else None
     if named: peaks, source = named, f"{name}'s data-sheet peaks"

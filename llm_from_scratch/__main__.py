@@ -10,6 +10,7 @@ __all__ = ['TRAINING_DEFAULTS', 'JUDGES', 'CLIError', 'read_texts', 'print_strea
 
 # %% ../nbs/10_cli.ipynb #39673891
 import argparse
+import contextlib
 import functools
 import hashlib
 import json
@@ -19,6 +20,7 @@ import signal
 import sys
 import tempfile
 import threading
+import time
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -36,11 +38,13 @@ from llm_from_scratch.preference_tuning import (PreferenceDataset, add_reference
     plot_dpo_metrics, train_dpo)
 from .preference_tuning import custom_collate_fn as preference_collate_fn
 from .pretraining import (CONFIG_FILE, MANIFEST_FILE, STATE_FILE, checked_file, CheckpointError, NonFiniteLossError, TrainingInterrupted, WEIGHTS_FILE, adamw,
+    rank, world_size,
     generate_stream, load_config, load_model, load_training_state, load_weights, plot_losses,
     get_device, text_to_token_ids, train_model)
-from llm_from_scratch.text_data import (DATA_FILES, DataFile, DownloadError, atomic_path, create_dataloader_v1, download,
+from llm_from_scratch.text_data import (DATA_FILES, DataFile, DownloadError, GPTDatasetV1, atomic_path, download,
     get_tokenizer)
-from .training_at_scale import FastLinear, use_fast_linear
+from .training_at_scale import (INDEX_FILE, FastLinear, ShardDataset, cleanup_distributed, distributed_loader, init_distributed,
+    load_optimizer_state, parallelize, prepare_shards, read_index, use_fast_linear)
 
 # %% ../nbs/10_cli.ipynb #00aac48d
 class CLIError(Exception):
@@ -85,7 +89,7 @@ def _check_pretrain_args(args):
     if args.resume and args.config is not None:
         raise CLIError("--config cannot be used with --resume: a resumed run keeps the model it started with")
     if args.resume and args.overwrite: raise CLIError("--overwrite cannot be used with --resume")
-    for name in ("epochs", "batch_size", "context_length", "eval_freq", "eval_iter"):
+    for name in ("epochs", "batch_size", "context_length", "eval_freq", "eval_iter", "checkpoint_every"):
         value = getattr(args, name)
         if value is not None and value < 1: raise CLIError(f"--{name.replace('_', '-')} must be at least 1, not {value}")
     if args.lr is not None and not 0 < args.lr < math.inf: raise CLIError(f"--lr must be a positive number, not {args.lr}")
@@ -162,6 +166,67 @@ def _training_options(run:dict, steps_per_epoch:int) -> dict:
     if run["grad_clip"] is not None: options.update(grad_clip=run["grad_clip"], clip_from=run["warmup_steps"])
     return options
 
+def _shards_folder(args, run:dict) -> Path|None:
+    "The folder of `llmfs prepare-data` shards that --data names (a resumed run's must hold the same tokens), or None for text."
+    data = args.data or (run.get("data") if args.resume else None)
+    if not data or len(data) != 1 or not (Path(data[0])/INDEX_FILE).is_file(): return None
+    folder = Path(data[0])
+    try: index = read_index(folder)
+    except ValueError as e: raise CLIError(f"--data {folder}: {e}") from None
+    if args.resume and run.get("shards_sha256") not in (None, index["files_sha256"]):
+        raise CLIError(f"the shards in {folder} were prepared from other files than the ones the run in {args.resume} started with")
+    run.update(data=[str(folder)], shards_sha256=index["files_sha256"])
+    return folder
+
+def _prepare_data(args) -> int:
+    "The `llmfs prepare-data` command: tokenise text files into shards for `llmfs pretrain --data`."
+    for name in ("shard_tokens", "workers"):
+        value = getattr(args, name)
+        if value is not None and value < (2 if name == "shard_tokens" else 1):
+            raise CLIError(f"--{name.replace('_', '-')} must be at least {2 if name == 'shard_tokens' else 1}, not {value}")
+    try: index = prepare_shards(args.sources, args.out, args.shard_tokens, args.workers, progress=True)
+    except (ValueError, FileNotFoundError) as e: raise CLIError(str(e)) from None
+    except KeyboardInterrupt:
+        print("\nInterrupted: the shards written so far are kept; run the same command again to continue", file=sys.stderr)
+        return 130
+    if index["files_skipped"]:
+        n = index["files_skipped"]
+        print(f"Skipped {n:,} file{'s' if n > 1 else ''} that {'are' if n > 1 else 'is'} not UTF-8 text or cannot be read, e.g. "
+              f"{index['skipped_examples'][0]['file']} ({index['skipped_examples'][0]['reason']})", file=sys.stderr)
+    print(f"Train on them with:  llmfs pretrain --data {args.out}")
+    return 0
+
+def _tune(args) -> int:
+    "The `llmfs tune` command: the book's hyperparameter search with Optuna, in a SQLite study that resumes."
+    from llm_from_scratch.training_at_scale import plot_trials, trials_table, tune
+    for name in ("trials", "jobs", "max_epochs", "context_length"):
+        value = getattr(args, name)
+        if value is not None and value < 1: raise CLIError(f"--{name.replace('_', '-')} must be at least 1, not {value}")
+    if not 0 < args.train_ratio < 1: raise CLIError(f"--train-ratio must be between 0 and 1, not {args.train_ratio}")
+    if args.timeout is not None and not args.timeout > 0: raise CLIError(f"--timeout must be a positive number of seconds, not {args.timeout}")
+    _check_seed(args.seed)
+    device, storage = _device(args.device), Path(args.storage)
+    if storage.exists() and not storage.is_file(): raise CLIError(f"--storage {storage} is a folder, not a file")
+    text, sources = read_texts(args.data)
+    print(f"Searching the book's grid with Optuna: {args.trials} trials of the {args.config} config (context {args.context_length}) on "
+          f"{', '.join(sources)}, {args.jobs} process{'es' if args.jobs > 1 else ''} on {device}; the study is kept in {storage}", flush=True)
+    try:
+        study = tune(args.trials, storage, args.study_name, args.jobs, text, args.config, args.context_length, args.max_epochs,
+                     args.timeout, args.seed, train_ratio=args.train_ratio, device=str(device))
+    except ImportError as e: raise CLIError(str(e)) from None
+    except ValueError as e: raise CLIError(str(e)) from None
+    table = trials_table(study, top=None)
+    with atomic_path(storage.parent/"trials.csv") as tmp: table.to_csv(tmp, index=False)
+    with atomic_path(storage.parent/"trials.png") as tmp: plot_trials(study).savefig(tmp, format="png", dpi=120)
+    if not len(table): print("No trial finished."); return 1
+    with pd.option_context("display.width", 200, "display.max_columns", 20): print(table.head(10).to_string(index=False))
+    best = table.iloc[0]
+    if best["state"] == "COMPLETE":
+        print(f"Best: trial {best['number']}, validation loss {best['val_loss']:.3f}, with " +
+              ", ".join(f"{k} {best[k]:g}" for k in study.best_params))
+    print(f"All trials: {storage.parent/'trials.csv'}; plot: {storage.parent/'trials.png'}; resume or extend with the same command")
+    return 0
+
 def _training_text(args, run:dict) -> tuple[str, list[str]]:
     "The training text and its sources' names; a resumed run's must be the text it started with (never re-downloaded)."
     if args.resume:
@@ -181,22 +246,27 @@ def _train_until_stopped(model, train_loader, val_loader, optimizer, device, run
     from tqdm.auto import tqdm
     def log(line):  # above the progress bar, and at once (a pipe, `| tee log`, would hold it back)
         tqdm.write(line); sys.stdout.flush()
-    stop = {"signal": None}
+    stop = {"signal": None, "at": 0.0}
     def _on_signal(signum, frame):
-        if stop["signal"] is not None: raise SystemExit(128 + signum)  # asked twice: quit at once (nothing half written)
-        stop["signal"] = signum
-        print(f"\nStopping after this step and writing a checkpoint ({signal.Signals(signum).name}; again to quit at once)", file=sys.stderr)
+        if stop["signal"] is not None:  # asked twice: quit at once (nothing half written) ...
+            if world_size() > 1 and time.monotonic() - stop["at"] < 3: return  # ... but torchrun passes a Ctrl-C on as a SIGTERM
+            raise SystemExit(128 + signum)
+        stop["signal"], stop["at"] = signum, time.monotonic()
+        if rank() == 0: print(f"\nStopping after this step and writing a checkpoint ({signal.Signals(signum).name}; again to quit at once)", file=sys.stderr)
     in_main_thread = threading.current_thread() is threading.main_thread()  # signal handlers live there only
     previous = {s: signal.signal(s, _on_signal) for s in (signal.SIGINT, signal.SIGTERM)} if in_main_thread else {}
     try:
         state = train_model(model, train_loader, val_loader, optimizer, device, run["epochs"], run["eval_freq"], run["eval_iter"],
                             start_context=sample_prompt, tokenizer=tokenizer, state=state, checkpoint_dir=out,
                             should_stop=lambda s: stop["signal"] is not None, checkpoint_extra={"run": run}, progress=True, log=log,
+                            checkpoint_every=run.get("checkpoint_every"),
                             **_training_options(run, len(train_loader)))
     except TrainingInterrupted as e:
+        if rank() > 0: return 128 + stop["signal"]
         try: _save_loss_plot(out, e.state, run)
         except OSError: pass  # the checkpoint is written; the plot is a convenience
-        print(f"Interrupted at step {e.state['step']}: resume with  llmfs pretrain --resume {out} --epochs {run['epochs']}", file=sys.stderr)
+        launch = " (under torchrun: the same launch, with these arguments)" if world_size() > 1 else ""
+        print(f"Interrupted at step {e.state['step']}: resume with  llmfs pretrain --resume {out} --epochs {run['epochs']}{launch}", file=sys.stderr)
         return 128 + stop["signal"]  # 130 for Ctrl-C, 143 for SIGTERM, as a shell reports them
     except NonFiniteLossError as e:
         kept = f"The last good checkpoint in {out} is kept." if (out/CONFIG_FILE).exists() else "No checkpoint was written."
@@ -208,7 +278,7 @@ def _train_until_stopped(model, train_loader, val_loader, optimizer, device, run
         return 1
     finally:
         for s, handler in previous.items(): signal.signal(s, handler)
-    _save_loss_plot(out, state, run)
+    if rank() == 0: _save_loss_plot(out, state, run)
     print(f"Done: {state['epoch']} epochs, final train loss {state['train_losses'][-1]:.3f}, val loss "
           f"{state['val_losses'][-1]:.3f}" if state["train_losses"] else f"Done: {state['epoch']} epochs")
     print(f"Checkpoint: {out}/ (model.safetensors, config.json, training_state.pt, manifest.json, loss.png)")
@@ -223,44 +293,63 @@ def _save_loss_plot(out:Path, state:dict, run:dict):
 
 # %% ../nbs/10_cli.ipynb #bd0de055
 def _pretrain(args) -> int:
-    "The `llmfs pretrain` command."
+    "The `llmfs pretrain` command; under torchrun, every process runs it and trains on its share of each batch."
     _check_pretrain_args(args)
     device = _device(args.device)
+    try:
+        device = init_distributed(device) or device  # launched by torchrun: join the other processes
+        with open(os.devnull, "w") as null, contextlib.redirect_stdout(null) if rank() else contextlib.nullcontext():
+            return _pretrain_in_process(args, device)  # (rank 0 alone prints)
+    finally: cleanup_distributed()  # on every way out, Ctrl-C and errors included
+
+def _pretrain_in_process(args, device:torch.device) -> int:
+    "`llmfs pretrain` in this process, one of `world_size()`."
     out = Path(args.out or args.resume or "runs/pretrain")
     _check_out(out, continuing=bool(args.resume) and out.resolve() == Path(args.resume).resolve(), overwrite=args.overwrite)
     cfg, run, saved = _run_settings(args)
-    text, sources = _training_text(args, run)
     tokenizer = get_tokenizer()
-    ctx, bs, split = cfg["context_length"], run["batch_size"], int(0.9 * len(text))
-    try:
-        torch.manual_seed(run["seed"])
-        train_loader = create_dataloader_v1(text[:split], batch_size=bs, max_length=ctx, stride=ctx, drop_last=True, shuffle=True, tokenizer=tokenizer)
-        val_loader = create_dataloader_v1(text[split:], batch_size=bs, max_length=ctx, stride=ctx, drop_last=False, shuffle=False, tokenizer=tokenizer)
+    ctx, bs, world = cfg["context_length"], run["batch_size"], world_size()
+    if bs % world: raise CLIError(f"--batch-size {bs} (the batch of all processes together) does not split evenly over {world} processes")
+    shards = _shards_folder(args, run)
+    if shards is not None:  # windows read from disk as they are needed: memory stays flat however large the corpus
+        train_set, val_set, sources = ShardDataset(shards, ctx, "train"), ShardDataset(shards, ctx, "val"), [f"{shards} (shards)"]
+        size = f"the shards in {shards} ({train_set.tokens:,} training and {val_set.tokens:,} validation tokens)"
+    else:
+        text, sources = _training_text(args, run)
+        split = int(0.9 * len(text))
+        train_set, val_set = GPTDatasetV1(text[:split], tokenizer, ctx, ctx), GPTDatasetV1(text[split:], tokenizer, ctx, ctx)
+        size = f"the text ({len(tokenizer.encode(text, allowed_special='all')):,} tokens, 90% for training and 10% for validation)"
+    try:  # each process gets its share of every batch, in an order set by the seed and the epoch
+        train_loader = distributed_loader(train_set, bs, shuffle=True, seed=run["seed"], drop_last=True)
+        val_loader = distributed_loader(val_set, bs, shuffle=False, drop_last=False)
     except ValueError as e:
-        raise CLIError(f"the text ({len(tokenizer.encode(text, allowed_special='all')):,} tokens, 90% for training and 10% for "
-                       f"validation) is too short for --context-length {ctx} and --batch-size {bs}: {e}") from None
+        raise CLIError(f"{size} is too short for --context-length {ctx} and --batch-size {bs}: {e}") from None
     torch.manual_seed(run["seed"])
     model = GPTModel(cfg).to(device)
-    if device.type == "cpu":  # oneDNN layers where measured faster here; a resumed run keeps its own choice (exact resume)
+    if device.type == "cpu" and not args.fsdp:  # oneDNN layers where measured faster here; a resumed run keeps its own choice (exact resume)
         use_fast_linear(model, force=run.get("fast_linear") if saved is not None else (None if args.fast_linear else False))
     run["fast_linear"] = type(model.out_head) is FastLinear
+    if world > 1: torch.manual_seed(run["seed"] + rank())  # the same weights everywhere, but each process its own dropout
     if run["precision"] == "fp16" and device.type != "cuda": raise CLIError("--precision fp16 needs a CUDA GPU; on this device use bf16")
     if run["precision"] == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
         raise CLIError("--precision bf16: this GPU has no bfloat16; use fp16")
+    if saved is not None: load_weights(model, checked_file(args.resume, WEIGHTS_FILE))  # every process reads the whole checkpoint
+    model = parallelize(model, fsdp=args.fsdp)  # many processes: DDP's copies, or FSDP's shards
     optimizer = adamw(model, lr=run["lr"], weight_decay=0.1)
     state = None
     if saved is not None:
-        load_weights(model, checked_file(args.resume, WEIGHTS_FILE))
-        optimizer.load_state_dict(saved["optimizer"])
+        load_optimizer_state(model, optimizer, saved["optimizer"])
         state = saved["state"]
         if state["epoch"] >= run["epochs"]:
             print(f"{args.resume} has already trained {state['epoch']} epochs: ask for more with --epochs"); return 0
     run["tokens_per_epoch"] = len(train_loader) * bs * ctx
-    n_params = sum(p.numel() for p in model.parameters())
+    n_params = sum(p.numel() for p in model.parameters())  # (FSDP's sharded tensors count whole)
+    where = f"{world} processes ({'FSDP' if args.fsdp else 'DDP'}, {device.type})" if world > 1 else str(device)
     print(f"Training a {n_params / 1e6:.1f}M-parameter GPT ({cfg['n_layers']} layers, {cfg['emb_dim']} dims, context {ctx}) "
-          f"on {', '.join(sources)} ({len(train_loader)} batches of {bs} per epoch) on {device}, to {run['epochs']} epochs", flush=True)
-    if args.overwrite:  # the old run goes only now, when the new one is ready to start
+          f"on {', '.join(sources)} ({len(train_loader)} batches of {bs} per epoch) on {where}, to {run['epochs']} epochs", flush=True)
+    if args.overwrite and rank() == 0:  # the old run goes only now, when the new one is ready to start
         for name in (MANIFEST_FILE, WEIGHTS_FILE, CONFIG_FILE, STATE_FILE, "loss.png"): (out/name).unlink(missing_ok=True)
+    if args.checkpoint_every is not None: run["checkpoint_every"] = args.checkpoint_every  # (a resume may change it)
     if run["compile"]: model = torch.compile(model)  # checkpoints still hold the plain model's weights
     return _train_until_stopped(model, train_loader, val_loader, optimizer, device, run, state, out, args.sample_prompt, tokenizer)
 
@@ -622,10 +711,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("pretrain", help="train a GPT on text files or URLs", description=
         "Train a GPT from scratch (or resume a run), writing model.safetensors, config.json, training_state.pt, "
         "manifest.json and loss.png into --out. With no arguments: the small config on The Verdict for 10 epochs.")
-    p.add_argument("--data", nargs="+", metavar="FILE_OR_URL", help="UTF-8 text files or URLs (default: the-verdict.txt)")
+    p.add_argument("--data", nargs="+", metavar="FILE_OR_URL", help="UTF-8 text files or URLs, or a folder of shards written by "
+                   "llmfs prepare-data (default: the-verdict.txt)")
     p.add_argument("--config", choices=list(GPT_CONFIGS), help="model size (default: small)")
     p.add_argument("--epochs", type=int, help="train until this many epochs in total (default: 10)")
-    p.add_argument("--batch-size", type=int, help="sequences per batch (default: 2)")
+    p.add_argument("--batch-size", type=int, help="sequences per batch, of all processes together under torchrun (default: 2)")
     p.add_argument("--context-length", type=int, help="tokens per sequence, at most the config's (default: 256 or the config's, if smaller)")
     p.add_argument("--lr", type=float, help="AdamW learning rate (default: 2e-3 for tiny and small, the book's 4e-4 "
                    "for the GPT-2 sizes; weight decay 0.1)")
@@ -647,7 +737,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", choices=["fp32", "bf16", "fp16"], help="autocast the forward pass: bf16 on recent CPUs "
                    "and GPUs, fp16 with a gradient scaler on CUDA (default: fp32)")
     p.add_argument("--compile", action="store_const", const=True, help="torch.compile the model (a minute to start; faster steps)")
+    p.add_argument("--checkpoint-every", type=int, metavar="N", help="also write a checkpoint every N optimizer steps "
+                   "(default: after each epoch only)")
+    p.add_argument("--fsdp", action="store_true", help="under torchrun: shard the weights, gradients and optimizer state over "
+                   "the processes (FSDP2) instead of keeping a whole copy in each (DDP)")
     p.set_defaults(func=_pretrain)
+    d = sub.add_parser("prepare-data", help="tokenise a folder of text files into shards for pretrain --data", description=
+        "Tokenise text files (folders are walked recursively) with GPT-2's BPE, in parallel processes, into shards of uint16 token "
+        "ids with an end-of-text token before each document; the last shard is held out for validation. Interrupted, the same "
+        "command continues where it stopped.")
+    d.add_argument("sources", nargs="+", metavar="DIR_OR_FILE", help="text files and folders of them")
+    d.add_argument("--out", required=True, metavar="SHARDS", help="the folder for the shards and their index.json")
+    d.add_argument("--shard-tokens", type=int, default=50_000_000, help="tokens per shard (default: 50,000,000, 100 MB)")
+    d.add_argument("--workers", type=int, help="tokenising processes (default: the CPU count, at most 8)")
+    d.set_defaults(func=_prepare_data)
+    t = sub.add_parser("tune", help="search learning rate, warmup, weight decay, dropout and batch size (Optuna)", description=
+        "The book's hyperparameter search (chapter 5 bonus) over its grid, with Optuna: a TPE sampler, median pruning, trials in "
+        "parallel processes and a SQLite study that an interrupted search resumes. Needs the tune extra: pip install "
+        "'llm-from-scratch[tune]'. Writes trials.csv and trials.png beside the study.")
+    t.add_argument("--trials", type=int, default=20, help="finished trials the study should hold, across runs (default: 20)")
+    t.add_argument("--jobs", type=int, default=1, help="worker processes training side by side (default: 1)")
+    t.add_argument("--storage", default="runs/tune/study.db", metavar="FILE", help="the SQLite study (default: runs/tune/study.db)")
+    t.add_argument("--study-name", default="llmfs-tune", help="the study's name in that file (default: llmfs-tune)")
+    t.add_argument("--data", nargs="+", metavar="FILE_OR_URL", help="text files or URLs (default: the-verdict.txt, as the book)")
+    t.add_argument("--config", choices=list(GPT_CONFIGS), default="124M", help="model size (default: 124M, as the book)")
+    t.add_argument("--context-length", type=int, default=256, help="tokens per window (default: 256, as the book)")
+    t.add_argument("--max-epochs", type=int, help="cap each trial's epochs (the grid goes up to 25) for a quicker search")
+    t.add_argument("--train-ratio", type=float, default=0.95, help="the share of the text that trains (default: 0.95, the book's)")
+    t.add_argument("--timeout", type=float, metavar="SECONDS", help="start no new trial after this long")
+    t.add_argument("--seed", type=int, default=123, help="seeds the sampler and every training (default: 123)")
+    t.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
+    t.set_defaults(func=_tune)
     g = sub.add_parser("generate", help="continue a prompt with a trained checkpoint", description=
         "Print PROMPT and its continuation, token by token, with a checkpoint of llmfs pretrain or OpenAI's GPT-2. "
     "--temperature 0 is greedy decoding.")

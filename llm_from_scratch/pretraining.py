@@ -8,10 +8,11 @@ Docs: https://llm-from-scratch.github.io/llm-from-scratch/pretraining.html.md"""
 __all__ = ['DEVICE_ENV', 'WEIGHTS_FILE', 'CONFIG_FILE', 'STATE_FILE', 'MANIFEST_FILE', 'text_to_token_ids', 'token_ids_to_text',
            'calc_loss_batch', 'calc_loss_loader', 'evaluate_model', 'generate_and_print_sample', 'train_model_simple',
            'plot_losses', 'get_device', 'generate_stream', 'generate', 'adamw', 'CheckpointError', 'unshare',
-           'clean_state_dict', 'recover_checkpoint', 'save_checkpoint', 'checked_file', 'load_config',
-           'check_tensor_shapes', 'load_weights', 'load_model', 'load_training_state', 'NonFiniteLossError',
-           'TrainingInterrupted', 'new_train_state', 'epoch_batches', 'train_step', 'accumulated_step',
-           'record_evaluation', 'sample_text', 'train_model']
+           'clean_state_dict', 'recover_checkpoint', 'world_size', 'rank', 'mean_across_ranks', 'all_ranks_agree',
+           'unwrap_model', 'is_sharded', 'optimizer_state_by_id', 'gather_states', 'save_checkpoint', 'checked_file',
+           'load_config', 'check_tensor_shapes', 'load_weights', 'load_model', 'load_training_state',
+           'NonFiniteLossError', 'TrainingInterrupted', 'new_train_state', 'epoch_batches', 'train_step',
+           'accumulated_step', 'record_evaluation', 'sample_text', 'train_model']
 
 # %% ../nbs/03_pretraining.ipynb #8bc2763d
 import contextlib
@@ -23,6 +24,7 @@ import time
 from pathlib import Path
 
 import torch
+import torch.distributed as dist
 import torch.nn as nn
 import torch.nn.functional as F
 from tqdm.auto import tqdm
@@ -235,6 +237,70 @@ def recover_checkpoint(ckpt_dir:str|Path) -> Path:
     for leftover in [*ckpt_dir.glob(".*.new"), *ckpt_dir.glob(".*.part")]: leftover.unlink(missing_ok=True)
     return ckpt_dir
 
+# %% ../nbs/03_pretraining.ipynb #109538bb
+def world_size() -> int:
+    "How many processes train together (`torch.distributed`'s world size; 1 without a process group)."
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+def rank() -> int:
+    "This process's rank (0 without a process group); rank 0 alone prints and writes."
+    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+
+def _collective_device() -> torch.device:
+    "Where the tensors of a collective live: the current GPU under NCCL, else the CPU."
+    return torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
+
+def mean_across_ranks(value:float) -> float:
+    "The mean of `value` over all processes (each one calls it); `value` itself with one process."
+    if world_size() == 1: return value
+    t = torch.tensor([float(value)], dtype=torch.float64, device=_collective_device())
+    dist.all_reduce(t)
+    return t.item() / world_size()
+
+def all_ranks_agree(flag:bool) -> bool:
+    "True if `flag` is true in every process (each one calls it): how the processes decide together."
+    if world_size() == 1: return bool(flag)
+    t = torch.tensor([int(bool(flag))], device=_collective_device())
+    dist.all_reduce(t, op=dist.ReduceOp.MIN)
+    return bool(t.item())
+
+def _gather_objects(obj) -> list:
+    "`obj` from every process, in rank order (each one calls it)."
+    out = [None] * world_size()
+    dist.all_gather_object(out, obj)
+    return out
+
+def unwrap_model(model:nn.Module) -> nn.Module:
+    "The model inside `torch.compile` and `DistributedDataParallel` wrappers (FSDP shards a model in place, without one)."
+    while True:
+        if hasattr(model, "_orig_mod"): model = model._orig_mod
+        elif isinstance(model, nn.parallel.DistributedDataParallel): model = model.module
+        else: return model
+
+def is_sharded(model:nn.Module) -> bool:
+    "Whether FSDP (`fully_shard`) spreads the model's tensors over the processes."
+    try: from torch.distributed.fsdp import FSDPModule
+    except ImportError: return False  # PyTorch before 2.6: no FSDP2
+    return isinstance(unwrap_model(model), FSDPModule)
+
+def optimizer_state_by_id(state:dict) -> dict:
+    "An optimizer state dict keyed by parameter names (`torch.distributed.checkpoint`'s form) in `Optimizer.state_dict`'s form, keyed by position."
+    ids, groups = {}, []
+    for group in state["param_groups"]:
+        groups.append({**group, "params": [ids.setdefault(name, len(ids)) for name in group["params"]]})
+    return {"state": {ids[name]: s for name, s in state["state"].items()}, "param_groups": groups}
+
+def gather_states(model:nn.Module, optimizer=None) -> tuple[dict, dict|None]:
+    "The model's tensors (as `clean_state_dict` gives them) and the optimizer's state dict, whole; under FSDP every process calls it and rank 0 gets them."
+    if not is_sharded(model):
+        return clean_state_dict(unwrap_model(model)), (optimizer.state_dict() if optimizer is not None else None)
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict, get_optimizer_state_dict
+    options = StateDictOptions(full_state_dict=True, cpu_offload=True)  # whole tensors, on rank 0's CPU (the others get none)
+    tensors = unshare({name: t.contiguous() for name, t in get_model_state_dict(model, options=options).items()})
+    if optimizer is None: return tensors, None
+    optimizer_state = get_optimizer_state_dict(model, optimizer, options=options)  # (a collective too)
+    return tensors, optimizer_state_by_id(optimizer_state) if rank() == 0 else None
+
 # %% ../nbs/03_pretraining.ipynb #b7fbd0e8
 def save_checkpoint(
     ckpt_dir:str|Path, # the folder (created if needed)
@@ -244,15 +310,26 @@ def save_checkpoint(
     extra:dict|None=None, # more plain data for training_state.pt (e.g. the run's settings)
 ) -> Path:
     "Write model.safetensors, config.json and (with an optimizer or state) training_state.pt into `ckpt_dir`, all or nothing."
-    from safetensors.torch import save_file
     ckpt_dir = Path(ckpt_dir)
+    tensors, optimizer_state = gather_states(model, optimizer)  # with many processes, each one calls this ...
+    if rank() != 0:  # ... and rank 0 alone writes: the others learn whether it could
+        if not all_ranks_agree(True): raise OSError(f"rank 0 could not write the checkpoint in {ckpt_dir}")
+        return ckpt_dir
+    try: _write_checkpoint(ckpt_dir, tensors, unwrap_model(model).cfg, optimizer_state, optimizer is not None or state is not None, state, extra)
+    except BaseException:
+        all_ranks_agree(False); raise
+    all_ranks_agree(True)
+    return ckpt_dir
+
+def _write_checkpoint(ckpt_dir:Path, tensors:dict, cfg:dict, optimizer_state:dict|None, with_state:bool, state:dict|None, extra:dict|None):
+    "`save_checkpoint`'s three steps, for one process."
+    from safetensors.torch import save_file
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     recover_checkpoint(ckpt_dir)
-    base = getattr(model, "_orig_mod", model)
-    writers = {WEIGHTS_FILE: lambda p: save_file(clean_state_dict(model), str(p), metadata={"format": "pt"}),
-               CONFIG_FILE: lambda p: p.write_text(json.dumps(base.cfg, indent=2), encoding="utf-8")}
-    if optimizer is not None or state is not None:
-        payload = {"optimizer": optimizer.state_dict() if optimizer is not None else None, "state": state, **(extra or {})}
+    writers = {WEIGHTS_FILE: lambda p: save_file(tensors, str(p), metadata={"format": "pt"}),
+               CONFIG_FILE: lambda p: p.write_text(json.dumps(cfg, indent=2), encoding="utf-8")}
+    if with_state:
+        payload = {"optimizer": optimizer_state, "state": state, **(extra or {})}
         writers[STATE_FILE] = lambda p: torch.save(payload, p)
     try:
         for name, write in writers.items():  # 1. the new files, under temporary names
@@ -267,7 +344,6 @@ def save_checkpoint(
     for name in writers: os.replace(_staged(ckpt_dir, name), ckpt_dir/name)  # 3. the new files into place
     for name in {WEIGHTS_FILE, CONFIG_FILE, STATE_FILE} - writers.keys(): (ckpt_dir/name).unlink(missing_ok=True)
     _fsync(ckpt_dir)
-    return ckpt_dir
 
 # %% ../nbs/03_pretraining.ipynb #3084e0f5
 def checked_file(ckpt_dir:str|Path, name:str) -> Path:
@@ -359,13 +435,20 @@ def _set_rng_state(rng:dict):
 # %% ../nbs/03_pretraining.ipynb #afeceb6d
 def epoch_batches(train_loader, state:dict):
     "An iterator over this epoch's batches; a resumed epoch continues where it stopped, with the same shuffle."
+    if hasattr(getattr(train_loader, "sampler", None), "set_epoch"):
+        train_loader.sampler.set_epoch(state["epoch"])  # a DistributedSampler shuffles by seed and epoch
+    rngs = state.get("rank_rngs")  # many processes: each one's own generators (dropout differs between them)
+    rng = rngs[rank()] if rngs and len(rngs) == world_size() else state["rng"]
     if state["rng"] is not None and state["batch"]:  # resuming in the middle of an epoch
         _set_rng_state(state["epoch_rng"])  # replay this epoch's shuffle ...
+        sampler = getattr(train_loader, "sampler", None)
+        if hasattr(sampler, "start_at"): sampler.start_at(state["batch"] * train_loader.batch_size)  # (notebook 07's: skips unread)
         batches = iter(train_loader)
-        for _ in range(state["batch"]): next(batches)  # ... skip the batches already done ...
-        _set_rng_state(state["rng"])  # ... and continue the random stream where it stopped
+        if not hasattr(sampler, "start_at"):
+            for _ in range(state["batch"]): next(batches)  # ... skip the batches already done ...
+        _set_rng_state(rng)  # ... and continue the random stream where it stopped
         return batches
-    if state["rng"] is not None: _set_rng_state(state["rng"])
+    if rng is not None: _set_rng_state(rng)
     state["epoch_rng"] = _rng_state()
     return iter(train_loader)
 
@@ -387,16 +470,19 @@ def accumulated_step(
     if lr is not None:
         for group in optimizer.param_groups: group["lr"] = lr
     optimizer.zero_grad()
-    total = 0.0
-    for input_batch, target_batch in batches:
-        with torch.autocast(torch.device(device).type, dtype=amp_dtype) if amp_dtype is not None else contextlib.nullcontext():
-            loss = calc_loss_batch(input_batch, target_batch, model, device) / len(batches)  # the average over the micro-batches
-        if not torch.isfinite(loss):
-            raise NonFiniteLossError(f"The training loss is {loss.item() * len(batches)} at step {state['step'] + 1} (epoch {state['epoch'] + 1}): "
-                                     "training stopped. Try a lower learning rate.")
-        (loss if scaler is None else scaler.scale(loss)).backward()  # gradients add up across micro-batches
+    total, many = 0.0, world_size() > 1
+    for i, (input_batch, target_batch) in enumerate(batches):
+        with _no_gradient_sync(model) if i < len(batches) - 1 else contextlib.nullcontext():  # processes exchange gradients once a step
+            with torch.autocast(torch.device(device).type, dtype=amp_dtype) if amp_dtype is not None else contextlib.nullcontext():
+                loss = calc_loss_batch(input_batch, target_batch, model, device) / len(batches)  # the average over the micro-batches
+            if not many and not torch.isfinite(loss): _non_finite(loss * len(batches), state)
+            (loss if scaler is None else scaler.scale(loss)).backward()  # gradients add up across micro-batches
         total = total + loss.detach()
-        state["tokens_seen"] += input_batch.numel()
+        state["tokens_seen"] += input_batch.numel() * world_size()  # every process saw as many
+    if many:  # the mean over the processes, checked by all of them, so that all stop together
+        total = total.float().clone()
+        dist.all_reduce(total); total /= world_size()
+        if not torch.isfinite(total): _non_finite(total, state)
     if grad_clip is not None:
         if scaler is not None: scaler.unscale_(optimizer)  # clip the true gradients, not the scaled ones
         torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm=grad_clip)
@@ -406,9 +492,28 @@ def accumulated_step(
     state["batch"] += len(batches)
     return total
 
+def _non_finite(loss:torch.Tensor, state:dict):
+    "Stop training: the loss of the coming step is nan or infinite."
+    raise NonFiniteLossError(f"The training loss is {loss.item()} at step {state['step'] + 1} (epoch {state['epoch'] + 1}): "
+                             "training stopped. Try a lower learning rate.")
+
+def _no_gradient_sync(model:nn.Module):
+    "A context in which backward passes keep their gradients to this process (DDP's `no_sync`, FSDP's switch); else nothing."
+    inner = getattr(model, "_orig_mod", model)
+    if isinstance(inner, nn.parallel.DistributedDataParallel): return inner.no_sync()
+    if is_sharded(inner): return _fsdp_no_sync(inner)
+    return contextlib.nullcontext()
+
+@contextlib.contextmanager
+def _fsdp_no_sync(model):
+    "FSDP's equivalent of DDP's `no_sync`."
+    model.set_requires_gradient_sync(False)
+    try: yield
+    finally: model.set_requires_gradient_sync(True)
+
 def record_evaluation(model:nn.Module, train_loader, val_loader, device, eval_iter:int, state:dict, log=print):
-    "The book's evaluation step: both losses appended to `state`'s lists and logged in the book's format."
-    train_loss, val_loss = evaluate_model(model, train_loader, val_loader, device, eval_iter)
+    "The book's evaluation step: both losses appended to `state`'s lists and logged in the book's format (the mean over processes)."
+    train_loss, val_loss = map(mean_across_ranks, evaluate_model(model, train_loader, val_loader, device, eval_iter))
     if not (math.isfinite(train_loss) and math.isfinite(val_loss)):
         raise NonFiniteLossError(f"The evaluation losses are {train_loss} (training) and {val_loss} (validation) at step "
                                  f"{state['step']}: training stopped. Try a lower learning rate.")
@@ -419,7 +524,7 @@ def record_evaluation(model:nn.Module, train_loader, val_loader, device, eval_it
 def sample_text(model:GPTModel, tokenizer, device, start_context:str, max_new_tokens:int=50) -> str:
     "`generate_and_print_sample`'s text, returned instead of printed, generated with the KV cache."
     model.eval()
-    plain = getattr(model, "_orig_mod", model)  # a torch.compile'd model generates with its original module
+    plain = unwrap_model(model)  # a compiled (or DDP-wrapped) model generates with its original module
     idx = generate_text_simple_cached(plain, text_to_token_ids(start_context, tokenizer).to(device), max_new_tokens)
     model.train()
     return token_ids_to_text(idx, tokenizer).replace("\n", " ")
@@ -434,6 +539,7 @@ def train_model(
     tokenizer=None, # needed for the sample
     state:dict|None=None, # progress to continue from (a checkpoint's); None: start
     checkpoint_dir:str|Path|None=None, # save a checkpoint here after each epoch and when stopped
+    checkpoint_every:int|None=None, # ... and every this many steps (a long epoch's progress is never all lost)
     should_stop=None, # callable(state) -> bool, asked after each step: stop (and checkpoint) when it says so
     checkpoint_extra:dict|None=None, # more plain data saved with each checkpoint (e.g. the run's settings)
     progress:bool=False, # show a progress bar
@@ -452,16 +558,21 @@ def train_model(
     amp_dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
     scaler = torch.amp.GradScaler(torch.device(device).type) if precision == "fp16" else None
     if scaler is not None and state.get("scaler"): scaler.load_state_dict(state["scaler"])
+    main = rank() == 0  # with many processes, rank 0 alone logs and shows progress
+    say = log if main else (lambda *_: None)
     def checkpoint():
-        if not all(torch.isfinite(p).all() for p in model.parameters()):  # never save a broken model
+        local = (p.to_local() if hasattr(p, "to_local") else p for p in model.parameters())  # FSDP: this process's shard
+        if not all_ranks_agree(all(torch.isfinite(p).all() for p in local)):  # never save a broken model
             raise NonFiniteLossError(f"The weights hold nan or infinite values at step {state['step']}: training stopped.")
         state["rng"] = _rng_state()
+        if world_size() > 1: state["rank_rngs"] = _gather_objects(_rng_state())
+        else: state.pop("rank_rngs", None)
         if scaler is not None: state["scaler"] = scaler.state_dict()
         if checkpoint_dir is not None: save_checkpoint(checkpoint_dir, model, optimizer, state, checkpoint_extra)
     for epoch in range(state["epoch"], num_epochs):
         model.train()
         with tqdm(total=len(train_loader), initial=state["batch"], desc=f"epoch {epoch + 1}/{num_epochs}",
-                  disable=not progress, leave=False, dynamic_ncols=True) as bar:
+                  disable=not (progress and main), leave=False, dynamic_ncols=True) as bar:
             t0, tokens0 = time.perf_counter(), state["tokens_seen"]
             group = []
             for batch in epoch_batches(train_loader, state):
@@ -473,14 +584,17 @@ def train_model(
                 loss = accumulated_step(model, optimizer, group, device, state, lr,
                                         grad_clip if step >= clip_from else None, amp_dtype, scaler)
                 if state["step"] % eval_freq == 0:
-                    record_evaluation(model, train_loader, val_loader, device, eval_iter, state, log)
+                    record_evaluation(model, train_loader, val_loader, device, eval_iter, state, say)
                 tok_s = (state["tokens_seen"] - tokens0) / (time.perf_counter() - t0)
                 bar.update(len(group)); bar.set_postfix(loss=f"{loss.item():.3f}", tok_s=f"{tok_s:,.0f}")
                 group = []
-                if should_stop is not None and should_stop(state) and state["batch"] < len(train_loader):
+                if checkpoint_every and checkpoint_dir is not None and (state["step"] + 1) % checkpoint_every == 0 and state["batch"] < len(train_loader):
+                    checkpoint()
+                if should_stop is not None and not all_ranks_agree(not should_stop(state)) and state["batch"] < len(train_loader):
                     checkpoint(); raise TrainingInterrupted(state)
         state["epoch"], state["batch"] = epoch + 1, 0
-        if start_context is not None and tokenizer is not None: log(sample_text(model, tokenizer, device, start_context))
+        if start_context is not None and tokenizer is not None and main and not is_sharded(model):  # FSDP: no sample
+            log(sample_text(model, tokenizer, device, start_context))
         checkpoint()
-        if should_stop is not None and should_stop(state) and epoch + 1 < num_epochs: raise TrainingInterrupted(state)
+        if should_stop is not None and not all_ranks_agree(not should_stop(state)) and epoch + 1 < num_epochs: raise TrainingInterrupted(state)
     return state
