@@ -44,7 +44,7 @@ from .pretraining import (CONFIG_FILE, MANIFEST_FILE, STATE_FILE, checked_file, 
 from llm_from_scratch.text_data import (DATA_FILES, DataFile, DownloadError, GPTDatasetV1, atomic_path, download,
     get_tokenizer)
 from .training_at_scale import (INDEX_FILE, FastLinear, ShardDataset, cleanup_distributed, distributed_loader, init_distributed,
-    load_optimizer_state, parallelize, prepare_shards, read_index, use_fast_linear)
+    load_optimizer_state, parallelize, prepare_shards, read_index, use_fast_linear, use_sdpa)
 
 # %% ../nbs/10_cli.ipynb #00aac48d
 class CLIError(Exception):
@@ -329,6 +329,8 @@ def _pretrain_in_process(args, device:torch.device) -> int:
     if device.type == "cpu" and not args.fsdp:  # oneDNN layers where measured faster here; a resumed run keeps its own choice (exact resume)
         use_fast_linear(model, force=run.get("fast_linear") if saved is not None else (None if args.fast_linear else False))
     run["fast_linear"] = type(model.out_head) is FastLinear
+    if device.type == "cuda":  # notebook 07's speed recipe on GPUs: fused attention, and TF32 products for float32 runs
+        use_sdpa(model); torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
     if world > 1: torch.manual_seed(run["seed"] + rank())  # the same weights everywhere, but each process its own dropout
     if run["precision"] == "fp16" and device.type != "cuda": raise CLIError("--precision fp16 needs a CUDA GPU; on this device use bf16")
     if run["precision"] == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
