@@ -169,13 +169,17 @@ def _training_options(run:dict, steps_per_epoch:int) -> dict:
 def _shards_folder(args, run:dict) -> Path|None:
     "The folder of `llmfs prepare-data` shards that --data names (a resumed run's must hold the same tokens), or None for text."
     data = args.data or (run.get("data") if args.resume else None)
-    if not data or len(data) != 1 or not (Path(data[0])/INDEX_FILE).is_file(): return None
+    if not data or len(data) != 1 or not (Path(data[0])/INDEX_FILE).is_file():
+        if args.resume and run.get("shards"): raise CLIError(f"the run in {args.resume} trained on shards ({run['data'][0]}): give a shards folder as --data")
+        return None
     folder = Path(data[0])
     try: index = read_index(folder)
     except ValueError as e: raise CLIError(f"--data {folder}: {e}") from None
-    if args.resume and run.get("shards_sha256") not in (None, index["files_sha256"]):
-        raise CLIError(f"the shards in {folder} were prepared from other files than the ones the run in {args.resume} started with")
-    run.update(data=[str(folder)], shards_sha256=index["files_sha256"])
+    shards = f"{index['files_sha256']}:{index['shard_tokens']}:{index['total_tokens']}"  # the same files, cut the same way
+    if args.resume and run.get("shards") != shards:
+        what = "a text, not shards" if not run.get("shards") else "shards prepared from other files or cut otherwise"
+        raise CLIError(f"the run in {args.resume} started on {what}: --data {folder} would not resume it exactly")
+    run.update(data=[str(folder)], shards=shards)
     return folder
 
 def _prepare_data(args) -> int:
@@ -249,7 +253,7 @@ def _train_until_stopped(model, train_loader, val_loader, optimizer, device, run
     stop = {"signal": None, "at": 0.0}
     def _on_signal(signum, frame):
         if stop["signal"] is not None:  # asked twice: quit at once (nothing half written) ...
-            if world_size() > 1 and time.monotonic() - stop["at"] < 3: return  # ... but torchrun passes a Ctrl-C on as a SIGTERM
+            if world_size() > 1 and time.monotonic() - stop["at"] < 3: return  # ... but a Ctrl-C comes twice under torchrun: from the terminal and from torchrun
             raise SystemExit(128 + signum)
         stop["signal"], stop["at"] = signum, time.monotonic()
         if rank() == 0: print(f"\nStopping after this step and writing a checkpoint ({signal.Signals(signum).name}; again to quit at once)", file=sys.stderr)
@@ -262,12 +266,13 @@ def _train_until_stopped(model, train_loader, val_loader, optimizer, device, run
                             checkpoint_every=run.get("checkpoint_every"),
                             **_training_options(run, len(train_loader)))
     except TrainingInterrupted as e:
-        if rank() > 0: return 128 + stop["signal"]
+        status = 128 + (stop["signal"] or signal.SIGTERM)  # a process that was not signalled itself stops with the others
+        if rank() > 0: return status
         try: _save_loss_plot(out, e.state, run)
         except OSError: pass  # the checkpoint is written; the plot is a convenience
         launch = " (under torchrun: the same launch, with these arguments)" if world_size() > 1 else ""
         print(f"Interrupted at step {e.state['step']}: resume with  llmfs pretrain --resume {out} --epochs {run['epochs']}{launch}", file=sys.stderr)
-        return 128 + stop["signal"]  # 130 for Ctrl-C, 143 for SIGTERM, as a shell reports them
+        return status  # 130 for Ctrl-C, 143 for SIGTERM, as a shell reports them
     except NonFiniteLossError as e:
         kept = f"The last good checkpoint in {out} is kept." if (out/CONFIG_FILE).exists() else "No checkpoint was written."
         print(f"llmfs: error: {e} {kept}", file=sys.stderr)
@@ -310,16 +315,23 @@ def _pretrain_in_process(args, device:torch.device) -> int:
     tokenizer = get_tokenizer()
     ctx, bs, world = cfg["context_length"], run["batch_size"], world_size()
     if bs % world: raise CLIError(f"--batch-size {bs} (the batch of all processes together) does not split evenly over {world} processes")
+    if args.fsdp and not torch.distributed.is_initialized():
+        raise CLIError("--fsdp shards the model over processes launched by torchrun: torchrun --nproc_per_node=N -m llm_from_scratch pretrain ...")
+    if args.fsdp and run["precision"] == "fp16": raise CLIError("--fsdp with --precision fp16 is not supported: use bf16")
+    if saved is not None and saved["state"]["batch"] and run.get("sampler") != "distributed":
+        raise CLIError(f"{args.resume} stopped in the middle of an epoch under an older llmfs, which shuffled differently: it cannot "
+                       "resume exactly there (a checkpoint written at the end of an epoch can)")
+    run["sampler"] = "distributed"  # windows in DistributedSampler's order, from the seed and the epoch
     shards = _shards_folder(args, run)
-    if shards is not None:  # windows read from disk as they are needed: memory stays flat however large the corpus
-        train_set, val_set, sources = ShardDataset(shards, ctx, "train"), ShardDataset(shards, ctx, "val"), [f"{shards} (shards)"]
-        size = f"the shards in {shards} ({train_set.tokens:,} training and {val_set.tokens:,} validation tokens)"
-    else:
-        text, sources = _training_text(args, run)
-        split = int(0.9 * len(text))
-        train_set, val_set = GPTDatasetV1(text[:split], tokenizer, ctx, ctx), GPTDatasetV1(text[split:], tokenizer, ctx, ctx)
-        size = f"the text ({len(tokenizer.encode(text, allowed_special='all')):,} tokens, 90% for training and 10% for validation)"
     try:  # each process gets its share of every batch, in an order set by the seed and the epoch
+        if shards is not None:  # windows read from disk as they are needed: memory stays flat however large the corpus
+            size, sources = f"the shards in {shards}", [f"{shards} (shards)"]
+            train_set, val_set = ShardDataset(shards, ctx, "train"), ShardDataset(shards, ctx, "val")
+        else:
+            text, sources = _training_text(args, run)
+            size = f"the text ({len(tokenizer.encode(text, allowed_special='all')):,} tokens, 90% for training and 10% for validation)"
+            split = int(0.9 * len(text))
+            train_set, val_set = GPTDatasetV1(text[:split], tokenizer, ctx, ctx), GPTDatasetV1(text[split:], tokenizer, ctx, ctx)
         train_loader = distributed_loader(train_set, bs, shuffle=True, seed=run["seed"], drop_last=True)
         val_loader = distributed_loader(val_set, bs, shuffle=False, drop_last=False)
     except ValueError as e:
@@ -327,9 +339,11 @@ def _pretrain_in_process(args, device:torch.device) -> int:
     torch.manual_seed(run["seed"])
     model = GPTModel(cfg).to(device)
     if device.type == "cpu" and not args.fsdp:  # oneDNN layers where measured faster here; a resumed run keeps its own choice (exact resume)
-        use_fast_linear(model, force=run.get("fast_linear") if saved is not None else (None if args.fast_linear else False))
+        measure = args.fast_linear and world == 1  # (measured in each process, the processes could choose differently)
+        use_fast_linear(model, force=run.get("fast_linear") if saved is not None else (None if measure else False))
     run["fast_linear"] = type(model.out_head) is FastLinear
-    if device.type == "cuda":  # notebook 07's speed recipe on GPUs: fused attention, and TF32 products for float32 runs
+    run["gpu_recipe"] = run.get("gpu_recipe", saved is None) and device.type == "cuda"  # kept by a resume (older runs: off)
+    if run["gpu_recipe"]:  # notebook 07's speed recipe on GPUs: fused attention, and TF32 products for float32 runs
         use_sdpa(model); torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
     if world > 1: torch.manual_seed(run["seed"] + rank())  # the same weights everywhere, but each process its own dropout
     if run["precision"] == "fp16" and device.type != "cuda": raise CLIError("--precision fp16 needs a CUDA GPU; on this device use bf16")

@@ -117,3 +117,20 @@ def test_a_batch_that_does_not_split_is_refused_in_one_line(tmp_path):
     ours = r.stderr.split("Traceback")[0]   # before torchrun's own report of the failed processes
     assert "llmfs: error: --batch-size 3 (the batch of all processes together) does not split evenly over 2 processes" in ours
     assert not (tmp_path / "x").exists()
+
+
+def test_gradient_accumulation_exchanges_once_a_step_and_ends_where_one_process_does(tmp_path):
+    "With --grad-accum 3 the first two micro-batches skip the exchange (no_sync): the steps are still one process's steps."
+    one, two = tmp_path / "one", tmp_path / "two"
+    r = llmfs("pretrain", *ARGS, "--grad-accum", 3, "--epochs", 1, "--out", one)
+    assert r.returncode == 0, r.stderr
+    r = torchrun("pretrain", *ARGS, "--grad-accum", 3, "--epochs", 1, "--out", two)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert torch.load(two / "training_state.pt", weights_only=True)["state"]["step"] == 5   # 18 batches: 6 steps of 3
+    assert 0 < difference(one, two) < 1e-4
+
+
+def test_fsdp_needs_torchrun_and_refuses_fp16(tmp_path):
+    r = llmfs("pretrain", *FAST, "--fsdp", "--epochs", 1, "--out", tmp_path / "x")
+    assert r.returncode == 2 and "--fsdp shards the model over processes launched by torchrun" in r.stderr
+    assert not (tmp_path / "x").exists()

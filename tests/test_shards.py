@@ -286,3 +286,23 @@ def test_prepare_data_errors_are_one_line(tmp_path):
     assert r.returncode == 2 and "too few to hold out a validation part" in r.stderr and "Traceback" not in r.stderr
     r = llmfs("prepare-data", tmp_path/"tiny.txt", "--out", tmp_path/"out", "--shard-tokens", 1)
     assert r.returncode == 2 and "--shard-tokens must be at least 2" in r.stderr
+
+
+def test_a_resume_keeps_its_kind_of_data(corpus, tmp_path):
+    "A run on shards resumes only on the same shards, and a run on text only on its text."
+    _, sources, _ = corpus
+    out, other = tmp_path/"shards", tmp_path/"other"
+    assert llmfs("prepare-data", *sources, "--out", out, "--shard-tokens", 1000).returncode == 0
+    assert llmfs("prepare-data", *sources, "--out", other, "--shard-tokens", 1500).returncode == 0
+    run = tmp_path/"run"
+    r = llmfs("pretrain", "--data", out, *FAST, "--batch-size", 4, "--epochs", 1, "--out", run)
+    assert r.returncode == 0, r.stderr
+    r = llmfs("pretrain", "--resume", run, "--data", other, "--epochs", 2)
+    assert r.returncode == 2 and "shards prepared from other files or cut otherwise" in r.stderr
+    r = llmfs("pretrain", "--resume", run, "--data", sources[1], "--epochs", 2)
+    assert r.returncode == 2 and "trained on shards" in r.stderr
+    text_run = tmp_path/"text_run"
+    r = llmfs("pretrain", *FAST, "--epochs", 1, "--out", text_run)
+    assert r.returncode == 0, r.stderr
+    r = llmfs("pretrain", "--resume", text_run, "--data", out, "--epochs", 2)
+    assert r.returncode == 2 and "started on a text, not shards" in r.stderr
