@@ -552,6 +552,16 @@ def _instruction_data(args, context_length:int, tokenizer):
                for i, part in enumerate((train_data, val_data))]
     return loaders, test_data
 
+def _answer_test_set(model, test_data:list, tokenizer, device, args, out:Path):
+    "Answer the test instructions (batched, greedy) and write them with the answers to out/instruction-data-with-response.json."
+    print(f"Answering the {len(test_data)} test instructions", flush=True)
+    for entry, answer in zip(test_data, generate_responses(model, test_data, tokenizer, device, batch_size=args.batch_size,
+                                                          max_new_tokens=args.max_new_tokens)):
+        entry["model_response"] = answer
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out/"instruction-data-with-response.json") as tmp:
+        Path(tmp).write_text(json.dumps(test_data, indent=4), encoding="utf-8")
+
 def _finetune_instruct(args) -> int:
     "The `llmfs finetune-instruct` command: chapter 7's finetuning, with the book's settings as defaults."
     if args.max_new_tokens < 1: raise CLIError(f"--max-new-tokens must be at least 1, not {args.max_new_tokens}")
@@ -573,18 +583,12 @@ def _finetune_instruct(args) -> int:
     except NonFiniteLossError as e:
         print(f"llmfs: error: {e} Nothing was written.", file=sys.stderr)
         return 1
-    print(f"Answering the {len(test_data)} test instructions", flush=True)
-    for entry, answer in zip(test_data, generate_responses(model, test_data, tokenizer, device, batch_size=args.batch_size,
-                                                          max_new_tokens=args.max_new_tokens)):
-        entry["model_response"] = answer
-    out.mkdir(parents=True, exist_ok=True)
+    _answer_test_set(model, test_data, tokenizer, device, args, out)
     if state["train_losses"]:
         fig = plot_losses(torch.linspace(0, args.epochs, len(state["train_losses"])), state["track_tokens_seen"],
                           state["train_losses"], state["val_losses"])
         with atomic_path(out/"loss.png") as tmp: fig.savefig(tmp, format="png", dpi=120)
         print(f"Final train loss {state['train_losses'][-1]:.3f}, val loss {state['val_losses'][-1]:.3f}")
-    with atomic_path(out/"instruction-data-with-response.json") as tmp:
-        Path(tmp).write_text(json.dumps(test_data, indent=4), encoding="utf-8")
     if args.lora_rank: save_lora(out, model, base_model=base, extra={"instruct": {"format": "alpaca", "base_model": base}})
     if args.merge: merge_lora(model)
     if not args.lora_rank or args.merge: save_instruct_model(out, model, base_model=base)  # last: a folder with a model is a finished run
@@ -690,19 +694,13 @@ def _dpo(args) -> int:
     except NonFiniteLossError as e:
         print(f"llmfs: error: {e} Nothing was written.", file=sys.stderr)
         return 1
-    print(f"Answering the {len(test_data)} test instructions", flush=True)
-    for entry, answer in zip(test_data, generate_responses(model, test_data, tokenizer, device, batch_size=args.batch_size,
-                                                          max_new_tokens=args.max_new_tokens)):
-        entry["model_response"] = answer
-    out.mkdir(parents=True, exist_ok=True)
+    _answer_test_set(model, test_data, tokenizer, device, args, out)
     with atomic_path(out/"loss.png") as tmp: plot_dpo_metrics(tracking, args.epochs).savefig(tmp, format="png", dpi=120)
     margin = tracking["val_chosen_rewards"][-1] - tracking["val_rejected_rewards"][-1]
     print(f"Final train loss {tracking['train_losses'][-1]:.3f}, val loss {tracking['val_losses'][-1]:.3f}, val reward margin {margin:.3f}")
     record = {"checkpoint": str(args.checkpoint), "beta": args.beta, "lr": args.lr, "weight_decay": 0.01, "epochs": args.epochs,
               "batch_size": args.batch_size, "seed": args.seed, "tracking": tracking}
     with atomic_path(out/"dpo.json") as tmp: Path(tmp).write_text(json.dumps(record, indent=1), encoding="utf-8")
-    with atomic_path(out/"instruction-data-with-response.json") as tmp:
-        Path(tmp).write_text(json.dumps(test_data, indent=4), encoding="utf-8")
     save_instruct_model(out, model, base_model=f"{info.get('base_model') or args.checkpoint} + DPO")  # last: a finished run
     print(f"Model: {out}/ ({', '.join(sorted(p.name for p in out.iterdir()))}); test answers: {out}/instruction-data-with-response.json")
     return 0
