@@ -237,10 +237,10 @@ class NextTokenLogits:
     def __init__(self,
                  model:nn.Module, # a GPTModel (or any module mapping (b, n) IDs to (b, n, vocab) logits, without cache)
                  context_size:int, # the most tokens the model sees; longer inputs are cropped to the last ones
-                 use_cache:bool=False, # keep keys/values between steps (GPTModel only)
+                 use_cache:bool=False, # keep keys/values between steps (a model with `forward_cached`: GPTModel, notebook 10's)
                 ):
-        if use_cache and not isinstance(model, GPTModel): raise TypeError("use_cache=True needs a GPTModel")
-        if isinstance(model, GPTModel) and context_size > model.cfg["context_length"]:
+        if use_cache and not hasattr(model, "forward_cached"): raise TypeError("use_cache=True needs a model with forward_cached, such as GPTModel")
+        if hasattr(model, "cfg") and context_size > model.cfg["context_length"]:
             raise ValueError(f"context_size = {context_size} is larger than the model's context_length = {model.cfg['context_length']}")
         self.model, self.context_size, self.use_cache = model, context_size, use_cache
         self.cache, self.checked = None, False
@@ -248,7 +248,7 @@ class NextTokenLogits:
     @torch.no_grad()
     def __call__(self, idx:torch.Tensor) -> torch.Tensor: # (b, n) token IDs -> (b, vocab_size) logits
         if idx.dim() != 2 or idx.shape[1] == 0: raise ValueError(f"The prompt must be a (batch, num_tokens) tensor with at least one token, got shape {tuple(idx.shape)}")
-        if not self.checked and isinstance(self.model, GPTModel): check_token_ids(idx, self.model.cfg["vocab_size"])
+        if not self.checked and hasattr(self.model, "cfg"): check_token_ids(idx, self.model.cfg["vocab_size"])
         self.checked = True
         if not self.use_cache: return self.model(idx[:, -self.context_size:])[:, -1]
         if self.cache is None or idx.shape[1] > self.context_size or idx.shape[1] < self.cache.pos:

@@ -159,13 +159,13 @@ def generate_stream(
     context_size:int, # the most tokens the model sees at once
     temperature:float=0.0, # 0: greedy; otherwise divide the logits by it and sample
     top_k:int|None=None, # sample only among the `top_k` most likely tokens
-    eos_id:int|None=None, # stop when this token is the next token of every sequence at the same step
-    use_cache:bool|None=None, # reuse the KV cache (default: yes for a GPTModel)
+    eos_id:int|tuple|None=None, # stop when this token (or one of these) is the next token of every sequence at the same step
+    use_cache:bool|None=None, # reuse the KV cache (default: yes for a model with forward_cached, as GPTModel)
 ):
     "Yield each new token (a (batch, 1) tensor) as it is generated."
     if temperature < 0: raise ValueError(f"temperature must be >= 0, not {temperature}")
     if top_k is not None and top_k < 1: raise ValueError(f"top_k must be at least 1, not {top_k}")
-    next_logits = NextTokenLogits(model, context_size, isinstance(model, GPTModel) if use_cache is None else use_cache)
+    next_logits = NextTokenLogits(model, context_size, hasattr(model, "forward_cached") if use_cache is None else use_cache)
     for _ in range(max_new_tokens):
         logits = next_logits(idx)  # (batch, vocab_size)
         if top_k is not None:
@@ -175,7 +175,7 @@ def generate_stream(
             idx_next = torch.multinomial(torch.softmax(logits / temperature, dim=-1), num_samples=1)
         else:
             idx_next = logits.argmax(dim=-1, keepdim=True)
-        if eos_id is not None and bool((idx_next == eos_id).all()): return
+        if eos_id is not None and bool(torch.isin(idx_next, torch.tensor(eos_id, device=idx_next.device)).all()): return
         yield idx_next
         idx = torch.cat((idx, idx_next), dim=1)
 
