@@ -34,6 +34,7 @@ from .lora import LORA_CONFIG, load_adapted, merge_lora, replace_linear_with_lor
 from .instruction_tuning import (RESPONSE_HEADER, DataError, InstructionDataset, JudgeError, custom_collate_fn,
     format_input, generate_responses, judge_responses, load_instruct_model, load_json_entries, save_instruct_model, split_data)
 from .pretrained_weights import load_gpt2
+from .modern_llms import ChatTokenizer, Qwen3Tokenizer, load_pretrained, load_tokenizer, model_folder, stream_reply
 from llm_from_scratch.preference_tuning import (PreferenceDataset, add_reference_logprobs, identical_pairs, load_preference_data,
     plot_dpo_metrics, train_dpo)
 from .preference_tuning import custom_collate_fn as preference_collate_fn
@@ -378,6 +379,21 @@ def _load_adapted(folder:Path, kind:str, device):
     if not kind and "classifier" in record: raise CheckpointError(f"{folder} holds a classifier's adapters, not a GPT that generates text")
     return model, record.get(kind)
 
+_DTYPES = {"auto": None, "float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+def _load_named_model(name:str, device:torch.device, dtype_name:str="auto"):
+    "`--model`: GPT-2, Llama 3, Qwen3 or Gemma 3 (chosen by its config.json) on `device`, and its tokenizer."
+    try: folder = model_folder(name)
+    except ValueError as e: raise CLIError(f"--model {name}: {e}") from None
+    config = None if isinstance(folder, str) or folder.is_file() else folder/"config.json"
+    if config is None or not config.is_file() or json.loads(config.read_text()).get("model_type") == "gpt2":
+        model = load_gpt2(folder, device)   # GPT-2 stays float32 unless asked; a folder without config.json gets its message
+        return (model.to(_DTYPES[dtype_name]) if _DTYPES[dtype_name] else model), get_tokenizer()
+    dtype = _DTYPES[dtype_name] or (torch.bfloat16 if device.type == "cuda" else torch.float32)  # auto: bf16 on GPUs; CPUs are faster in float32
+    model = load_pretrained(folder, device, dtype)
+    try: return model, load_tokenizer(folder)
+    except (FileNotFoundError, ValueError) as e: raise CheckpointError(str(e)) from None
+
 def _generate(args) -> int:
     "The `llmfs generate` command: print the prompt, then its continuation token by token."
     if not args.prompt: raise CLIError("--prompt is empty: give some text to continue")
@@ -386,15 +402,13 @@ def _generate(args) -> int:
     if not 0 <= args.temperature < float("inf"): raise CLIError(f"--temperature must be a finite number >= 0, not {args.temperature}")
     if args.top_k is not None and args.top_k < 1: raise CLIError(f"--top-k must be at least 1, not {args.top_k}")
     _check_seed(args.seed)
-    if args.checkpoint: model = (_load_adapted(Path(args.checkpoint), "", device) or (load_model(args.checkpoint, device),))[0]
-    else:
-        try: model = load_gpt2(args.model, device)
-        except CheckpointError: raise
-        except ValueError as e: raise CLIError(f"--model {args.model}: {e}") from None
-    if device.type == "cpu" and args.fast_linear: use_fast_linear(model)
-    tokenizer = get_tokenizer()
+    if args.checkpoint: model, tokenizer = (_load_adapted(Path(args.checkpoint), "", device) or (load_model(args.checkpoint, device),))[0], get_tokenizer()
+    else: model, tokenizer = _load_named_model(args.model, device, args.dtype)
+    if device.type == "cpu" and args.fast_linear and next(model.parameters()).dtype == torch.float32: use_fast_linear(model)
     if args.seed is not None: torch.manual_seed(args.seed)
-    idx = text_to_token_ids(args.prompt, tokenizer).to(device)
+    if isinstance(tokenizer, ChatTokenizer):   # notebook 10's models: their own tokenizer, <bos> first where the family has one
+        idx = torch.tensor([tokenizer.encode(args.prompt, bos=getattr(tokenizer, "bos_id", None) is not None)], device=device)
+    else: idx = text_to_token_ids(args.prompt, tokenizer).to(device)
     ctx = model.cfg["context_length"]
     print(args.prompt, end="", flush=True)
     print_stream(model, idx, tokenizer, args.max_new_tokens, ctx, args.temperature, args.top_k)
@@ -404,8 +418,8 @@ def print_stream(model, idx:torch.Tensor, tokenizer, max_new_tokens:int, context
                  top_k:int|None=None) -> str:
     "Print the continuation of `idx` as it is generated (whole characters only), then a newline; returns its text."
     ids, shown = [], ""
-    for token in generate_stream(model, idx, max_new_tokens, context_size, temperature=temperature, top_k=top_k,
-                                 eos_id=tokenizer.eot_token if hasattr(tokenizer, "eot_token") else None):
+    stop = getattr(tokenizer, "stop_ids", None) or getattr(tokenizer, "eot_token", None)  # notebook 10's stop tokens, or GPT-2's <|endoftext|>
+    for token in generate_stream(model, idx, max_new_tokens, context_size, temperature=temperature, top_k=top_k, eos_id=stop):
         ids.append(token.item())
         text = tokenizer.decode(ids)
         if text.endswith("\ufffd"): continue   # wait for the rest of a multi-byte character
@@ -413,6 +427,7 @@ def print_stream(model, idx:torch.Tensor, tokenizer, max_new_tokens:int, context
         shown = text
     print(tokenizer.decode(ids)[len(shown):])
     return tokenizer.decode(ids)
+
 
 # %% ../nbs/11_cli.ipynb #59eb6c7f
 def read_labelled_texts(path:str|Path) -> tuple[pd.DataFrame, list[str]]:
@@ -627,6 +642,8 @@ def _chat(args) -> int:
     if args.top_k is not None and args.top_k < 1: raise CLIError(f"--top-k must be at least 1, not {args.top_k}")
     _check_seed(args.seed)
     device = _device(args.device)
+    if args.model: return _chat_model(args, device)
+    if args.system or args.thinking: raise CLIError("--system and --thinking are for chat models (--model); a --checkpoint uses the Alpaca format")
     model, info = _load_adapted(Path(args.checkpoint), "instruct", device) or load_instruct_model(args.checkpoint, device)
     if device.type == "cpu" and args.fast_linear: use_fast_linear(model)
     tokenizer, ctx = get_tokenizer(), model.cfg["context_length"]
@@ -638,6 +655,34 @@ def _chat(args) -> int:
         if not args.prompt.strip(): raise CLIError("--prompt is empty: give an instruction")
         answer(args.prompt); return 0
     print(f"Chatting with {args.checkpoint} (finetuned from {info.get('base_model') or 'a GPT'}); an empty line or Ctrl-D ends.")
+    while True:
+        try: message = input("> ")
+        except EOFError: print(); return 0
+        if not message.strip(): return 0
+        answer(message)
+
+def _chat_model(args, device:torch.device) -> int:
+    "`llmfs chat --model`: a conversation in the model's own chat template, its earlier turns kept."
+    model, tokenizer = _load_named_model(args.model, device, args.dtype)
+    if not isinstance(tokenizer, ChatTokenizer):
+        raise CLIError(f"--model {args.model} is GPT-2, which has no chat format: use llmfs generate, or --checkpoint with a model of llmfs finetune-instruct")
+    if args.thinking and not isinstance(tokenizer, Qwen3Tokenizer): raise CLIError("--thinking is for Qwen3 models")
+    if device.type == "cpu" and args.fast_linear and next(model.parameters()).dtype == torch.float32: use_fast_linear(model)
+    options = {"enable_thinking": args.thinking} if isinstance(tokenizer, Qwen3Tokenizer) else {}
+    messages = [{"role": "system", "content": args.system}] if args.system else []
+    if args.seed is not None: torch.manual_seed(args.seed)
+    def answer(message:str):
+        messages.append({"role": "user", "content": message})
+        reply = ""
+        for piece in stream_reply(model, tokenizer, messages, args.max_new_tokens, args.temperature, args.top_k, **options):
+            print(piece, end="", flush=True)
+            reply += piece
+        print()
+        messages.append({"role": "assistant", "content": reply})
+    if args.prompt is not None:
+        if not args.prompt.strip(): raise CLIError("--prompt is empty: give a message")
+        answer(args.prompt); return 0
+    print(f"Chatting with {args.model} ({type(model).__name__}); an empty line or Ctrl-D ends.")
     while True:
         try: message = input("> ")
         except EOFError: print(); return 0
@@ -787,8 +832,11 @@ def build_parser() -> argparse.ArgumentParser:
     "--temperature 0 is greedy decoding.")
     source = g.add_mutually_exclusive_group(required=True)
     source.add_argument("--checkpoint", metavar="DIR", help="a folder written by llmfs pretrain")
-    source.add_argument("--model", metavar="NAME_OR_PATH", help="OpenAI's GPT-2: gpt2, gpt2-medium, gpt2-large, gpt2-xl "
-                        "(downloaded from the Hugging Face hub), or a local Hugging Face GPT-2 folder")
+    source.add_argument("--model", metavar="NAME_OR_PATH", help="OpenAI's GPT-2 (gpt2, gpt2-medium, gpt2-large, gpt2-xl), a Hugging Face "
+                        "repository of Llama 3, Qwen3 or Gemma 3 (e.g. Qwen/Qwen3-0.6B, meta-llama/Llama-3.2-1B-Instruct, "
+                        "google/gemma-3-270m-it; downloaded), or a local folder of one")
+    g.add_argument("--dtype", choices=list(_DTYPES), default="auto", help="the weights' dtype with --model (default: auto, "
+                   "bfloat16 on GPUs and float32 on CPUs; GPT-2 float32)")
     g.add_argument("--prompt", required=True, help="the text to continue")
     g.add_argument("--max-new-tokens", type=int, default=50, help="tokens to generate (default: 50)")
     g.add_argument("--temperature", type=float, default=1.0, help="sampling temperature; 0 is greedy (default: 1.0)")
@@ -867,9 +915,16 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--key", default="model_response", help="the entries' field to score (default: model_response)")
     e.add_argument("--out", metavar="FILE", help="the scores per entry (default: beside --responses, *-scores.json)")
     e.set_defaults(func=_evaluate)
-    h = sub.add_parser("chat", help="talk to an instruction-finetuned model in the terminal", description=
-        "Each message is wrapped in the Alpaca prompt the model was finetuned on, and the answer streams in.")
-    h.add_argument("--checkpoint", required=True, metavar="DIR", help="a folder written by llmfs finetune-instruct or llmfs dpo")
+    h = sub.add_parser("chat", help="talk to an instruction-finetuned model or a chat model in the terminal", description=
+        "Each message is wrapped in the prompt format the model was finetuned on (Alpaca for the course's models, the chat "
+        "template of Llama 3.2, Qwen3 or Gemma 3 for theirs), and the answer streams in.")
+    chat_source = h.add_mutually_exclusive_group(required=True)
+    chat_source.add_argument("--checkpoint", metavar="DIR", help="a folder written by llmfs finetune-instruct or llmfs dpo")
+    chat_source.add_argument("--model", metavar="NAME_OR_PATH", help="a chat model's Hugging Face repository or local folder, e.g. "
+                             "Qwen/Qwen3-0.6B, meta-llama/Llama-3.2-1B-Instruct, google/gemma-3-270m-it")
+    h.add_argument("--system", help="a system message for --model (e.g. 'Answer in one sentence.')")
+    h.add_argument("--thinking", action="store_true", help="with a Qwen3 --model: let it reason in <think> ... </think> first")
+    h.add_argument("--dtype", choices=list(_DTYPES), default="auto", help="the weights' dtype with --model (default: auto)")
     h.add_argument("--prompt", help="answer this one message and exit")
     h.add_argument("--max-new-tokens", type=int, default=256, help="the longest answer, in tokens (default: 256)")
     h.add_argument("--temperature", type=float, default=0.0, help="0: greedy (default); higher: more varied")

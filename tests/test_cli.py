@@ -160,7 +160,7 @@ def test_generate_with_a_gpt2_folder(tmp_path):
     from llm_from_scratch.pretrained_weights import load_gpt2
     assert r.stdout == "Hello" + greedy_continuation(load_gpt2(tmp_path), "Hello", 5) + "\n"
     r = llmfs("generate", "--model", "gpt3", "--prompt", "Hello")
-    assert r.returncode == 2 and "neither a GPT-2 name" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert r.returncode == 2 and "neither an existing folder, a GPT-2 name" in r.stderr and len(r.stderr.strip().splitlines()) == 1
     r = llmfs("generate", "--model", tmp_path, "--checkpoint", tmp_path, "--prompt", "Hello")
     assert r.returncode == 2 and "not allowed with argument" in r.stderr
 
