@@ -284,7 +284,8 @@ class DecoderModel(nn.Module):
 
     def forward(self, in_idx:torch.Tensor, # (b, num_tokens) token IDs, after the `cache.pos` cached ones
                 cache:KVCache|None=None, # read and extended in place
-               ) -> torch.Tensor: # (b, num_tokens, vocab_size) logits
+                last_only:bool=False, # the logits of the last token only: the output head, the largest matrix, runs once
+               ) -> torch.Tensor: # (b, num_tokens, vocab_size) logits, or (b, 1, vocab_size)
         num_tokens = in_idx.shape[1]
         start = 0 if cache is None else cache.pos
         end, pad = start + num_tokens, None if cache is None else cache.pad
@@ -300,11 +301,11 @@ class DecoderModel(nn.Module):
                                              self.cos_local[positions], self.sin_local[positions])
         for layer, block in enumerate(self.trf_blocks): x = block(x, *per_kind[block.layer_type], cache, layer)
         if cache is not None: cache.pos = end
-        return self.out_head(self.final_norm(x))
+        return self.out_head(self.final_norm(x[:, -1:] if last_only else x))
 
-    def forward_cached(self, in_idx:torch.Tensor, cache:KVCache) -> torch.Tensor:
-        "`forward` for tokens that continue those in `cache` (the name notebook 02's generation functions call)."
-        return self(in_idx, cache)
+    def forward_cached(self, in_idx:torch.Tensor, cache:KVCache, last_only:bool=True) -> torch.Tensor:
+        "`forward` for tokens that continue those in `cache`; by default the last token's logits, all that generation reads."
+        return self(in_idx, cache, last_only)
 
 # %% ../nbs/10_modern_llms.ipynb #95e7e331
 class Llama3Model(DecoderModel):
@@ -551,7 +552,7 @@ def save_tiny_hub_model(folder:str|Path, model_type:str="qwen3", seed:int=123, *
     model.save_pretrained(folder)
     return Path(folder)
 
-# %% ../nbs/10_modern_llms.ipynb #9ae8e53e
+# %% ../nbs/10_modern_llms.ipynb #1d3c2e18
 def read_tiktoken_bpe(path:str|Path) -> dict[bytes, int]:
     "Parse a tiktoken BPE file (one `base64token rank` per line) into `{token_bytes: rank}`."
     ranks, seen = {}, set()
@@ -566,7 +567,7 @@ def read_tiktoken_bpe(path:str|Path) -> dict[bytes, int]:
         ranks[tok] = rank; seen.add(rank)
     return ranks
 
-# %% ../nbs/10_modern_llms.ipynb #65317857
+# %% ../nbs/10_modern_llms.ipynb #1956a7f4
 class Ctl(str):
     "Text of a control token inside rendered chat parts: `chat_ids` maps it to its ID instead of tokenizing it."
 
@@ -596,7 +597,7 @@ class ChatTokenizer:
             ids += [self.token_id(p) for p in parts] if is_ctl else self.encode(''.join(parts), bos=False)
         return ids
 
-# %% ../nbs/10_modern_llms.ipynb #8083c782
+# %% ../nbs/10_modern_llms.ipynb #ede9c2d6
 LLAMA3_PAT = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
 
 def llama3_special_tokens(start:int=128_000 # first special ID: the number of BPE ranks
@@ -608,7 +609,7 @@ def llama3_special_tokens(start:int=128_000 # first special ID: the number of BP
     names += [f'<|reserved_special_token_{i}|>' for i in range(2, 2 + 256 - len(names))]
     return {name: start + i for i, name in enumerate(names)}
 
-# %% ../nbs/10_modern_llms.ipynb #e9cb7287
+# %% ../nbs/10_modern_llms.ipynb #58829f8b
 class Llama3Tokenizer(ChatTokenizer):
     "Llama 3.x tokenizer (tiktoken BPE in `original/tokenizer.model`) with the Llama 3.2 Instruct chat template."
     def __init__(self, model_path): # a tiktoken BPE file, e.g. `original/tokenizer.model`
@@ -653,7 +654,7 @@ class Llama3Tokenizer(ChatTokenizer):
         for m in messages: parts += [*head(m['role']), m['content'].strip(), Ctl('<|eot_id|>')]
         return parts + head('assistant')
 
-# %% ../nbs/10_modern_llms.ipynb #5a53f960
+# %% ../nbs/10_modern_llms.ipynb #350858a3
 class HFTokenizer(ChatTokenizer):
     "A `tokenizer.json` tokenizer; adds no special tokens unless asked, and encodes special-token text as plain text."
     bos_id: int|None = None
@@ -681,7 +682,7 @@ class HFTokenizer(ChatTokenizer):
         if (i := self.tok.token_to_id(name)) is None: raise KeyError(f"token {name!r} is not in {self.path}")
         return i
 
-# %% ../nbs/10_modern_llms.ipynb #a86cca4c
+# %% ../nbs/10_modern_llms.ipynb #032fc943
 def split_thinking(text:str) -> tuple[str, str]:
     "Split a Qwen3 reply into `(thinking, answer)` as Qwen3's chat template does."
     if '</think>' not in text: return '', text
@@ -722,7 +723,7 @@ class Qwen3Tokenizer(HFTokenizer):
         parts += [start, 'assistant\n']
         return parts if enable_thinking else parts + [think, '\n\n', unthink, '\n\n']
 
-# %% ../nbs/10_modern_llms.ipynb #98c1dcda
+# %% ../nbs/10_modern_llms.ipynb #aafcf76c
 class Gemma3Tokenizer(HFTokenizer):
     "Gemma 3 tokenizer (SentencePiece-style BPE, byte fallback) with Gemma 3's chat template."
     def __init__(self, path):
@@ -748,7 +749,7 @@ class Gemma3Tokenizer(HFTokenizer):
             parts += [Ctl('<start_of_turn>'), f"{role}\n{prefix if i == 0 else ''}{m['content'].strip()}", Ctl('<end_of_turn>'), '\n']
         return parts + [Ctl('<start_of_turn>'), 'model\n']
 
-# %% ../nbs/10_modern_llms.ipynb #36567698
+# %% ../nbs/10_modern_llms.ipynb #bb11136b
 _FAMILIES = {'llama': (Llama3Tokenizer, 'original/tokenizer.model'), 'qwen3': (Qwen3Tokenizer, 'tokenizer.json'),
              'qwen3_moe': (Qwen3Tokenizer, 'tokenizer.json'), 'gemma3_text': (Gemma3Tokenizer, 'tokenizer.json'),
              'gemma3': (Gemma3Tokenizer, 'tokenizer.json')}
@@ -767,7 +768,7 @@ def load_tokenizer(folder, # a downloaded model folder
     if not (folder/name).is_file(): raise FileNotFoundError(f"{cls.__name__} needs {folder/name}, which is missing")
     return cls(folder/name)
 
-# %% ../nbs/10_modern_llms.ipynb #e62fce81
+# %% ../nbs/10_modern_llms.ipynb #2702375a
 _MERGES = [('H','e'), ('l','l'), ('He','ll'), ('Hell','o'), (' ','w'), ('o','r'), (' w','or'), ('l','d'), (' wor','ld')]
 
 def make_tiny_llama3_tokenizer(path, # file to write, e.g. `folder/"original"/"tokenizer.model"`
@@ -803,7 +804,7 @@ def _bytes_to_unicode():
         if b not in bs: bs.append(b); cs.append(256 + n); n += 1
     return dict(zip(bs, map(chr, cs)))
 
-# %% ../nbs/10_modern_llms.ipynb #c0d92a37
+# %% ../nbs/10_modern_llms.ipynb #40229ee4
 QWEN3_ADDED = ['<|endoftext|>', '<|im_start|>', '<|im_end|>', '<|object_ref_start|>', '<|object_ref_end|>', '<|box_start|>',
                '<|box_end|>', '<|quad_start|>', '<|quad_end|>', '<|vision_start|>', '<|vision_end|>', '<|vision_pad|>',
                '<|image_pad|>', '<|video_pad|>', '<tool_call>', '</tool_call>', '<|fim_prefix|>', '<|fim_middle|>',
@@ -848,7 +849,7 @@ def make_tiny_gemma3_tokenizer(path # `tokenizer.json` to write
                                                 dict(type='ByteFallback'), dict(type='Fuse')]),
         model=dict(unk_token='<unk>', fuse_unk=True, byte_fallback=True))
 
-# %% ../nbs/10_modern_llms.ipynb #7c790339
+# %% ../nbs/10_modern_llms.ipynb #bee83864
 def stream_reply(model:nn.Module, tokenizer:ChatTokenizer,
                  messages:list[dict], # the conversation so far, ending with the user's message
                  max_new_tokens:int=256, temperature:float=0.0, top_k:int|None=None,
@@ -866,7 +867,7 @@ def stream_reply(model:nn.Module, tokenizer:ChatTokenizer,
         yield text[len(shown):]
         shown = text
 
-# %% ../nbs/10_modern_llms.ipynb #1135e627
+# %% ../nbs/10_modern_llms.ipynb #5890e528
 def save_tiny_chat_model(folder:str|Path, model_type:str="qwen3", seed:int=123) -> Path:
     "A hub folder with a small random model of `model_type` (through `transformers`) and a tiny tokenizer of its family."
     folder = Path(folder)
