@@ -161,7 +161,7 @@ def extend_cache(cache:KVCache, layer:int, keys:torch.Tensor, values:torch.Tenso
     cache.keys[layer][:, :, start:end], cache.values[layer][:, :, start:end] = keys, values
     return cache.keys[layer][:, :, :end], cache.values[layer][:, :, :end]
 
-# %% ../nbs/10_modern_llms.ipynb #62ee7857
+# %% ../nbs/10_modern_llms.ipynb #2446e137
 def attention_mask(start:int, end:int, # the positions of this step's queries; keys are 0..end
                    sliding_window:int|None=None, pad:torch.Tensor|None=None, # (b,) left-padding tokens per sequence
                    device=None) -> torch.Tensor|None: # (end - start, end), or (b, 1, end - start, end) with pad; None: plain causal
@@ -173,7 +173,7 @@ def attention_mask(start:int, end:int, # the positions of this step's queries; k
     if pad is not None: allowed = (allowed & (k >= pad[:, None, None])) | (k == q)  # (b, num_queries, num_keys)
     return allowed if pad is None else allowed[:, None]
 
-# %% ../nbs/10_modern_llms.ipynb #ec51951f
+# %% ../nbs/10_modern_llms.ipynb #ba4c85ec
 class MoEFeedForward(nn.Module):
     "A router sends each token to its top `num_experts_per_tok` gated feed-forwards, whose outputs it sums with softmax weights."
     def __init__(self, cfg:dict):
@@ -200,7 +200,7 @@ class MoEFeedForward(nn.Module):
             out.index_add_(0, token, self.experts[e](x[token]) * weights[token, slot, None])
         return out.view(shape)
 
-# %% ../nbs/10_modern_llms.ipynb #3ac64b6b
+# %% ../nbs/10_modern_llms.ipynb #f8161f45
 class DecoderBlock(nn.Module):
     "A pre-norm transformer block, `x + att(norm1(x))` then `x + ff(norm2(x))`; Gemma also normalizes each sublayer's output."
     def __init__(self, cfg:dict, layer_type:str="full_attention"): # or "sliding_attention"
@@ -223,7 +223,7 @@ class DecoderBlock(nn.Module):
         if self.post_ff_norm is not None: h = self.post_ff_norm(h)
         return x + h
 
-# %% ../nbs/10_modern_llms.ipynb #7783ed20
+# %% ../nbs/10_modern_llms.ipynb #bcd484f7
 DECODER_DEFAULTS = {  # what a config may leave out
     "head_dim": None,             # None: emb_dim // n_heads
     "qk_norm": False,             # RMSNorm on queries and keys
@@ -256,7 +256,7 @@ def check_decoder_config(cfg:dict) -> dict:
     if cfg["activation"] not in ACTIVATIONS: raise ValueError(f"activation {cfg['activation']!r} is not one of {list(ACTIVATIONS)}")
     return cfg
 
-# %% ../nbs/10_modern_llms.ipynb #164736ca
+# %% ../nbs/10_modern_llms.ipynb #0be9ad63
 class DecoderModel(nn.Module):
     "Token embeddings, `DecoderBlock`s with RoPE, a final RMSNorm and an output head: what Llama 3, Qwen3 and Gemma 3 share."
     defaults = {}  # a family's settings, under the config's own
@@ -307,7 +307,7 @@ class DecoderModel(nn.Module):
         "`forward` for tokens that continue those in `cache`; by default the last token's logits, all that generation reads."
         return self(in_idx, cache, last_only)
 
-# %% ../nbs/10_modern_llms.ipynb #95e7e331
+# %% ../nbs/10_modern_llms.ipynb #d20ed56c
 class Llama3Model(DecoderModel):
     "Meta's Llama 3 and 3.2: GPT with RMSNorm, SwiGLU, RoPE (with Llama 3's frequency scaling) and grouped-query attention."
     defaults = {"norm_eps": 1e-5}
@@ -321,7 +321,7 @@ class Gemma3Model(DecoderModel):
     defaults = {"qk_norm": True, "norm_unit_offset": True, "sandwich_norms": True, "scale_embeddings": True,
                 "activation": "gelu_pytorch_tanh"}
 
-# %% ../nbs/10_modern_llms.ipynb #6da89538
+# %% ../nbs/10_modern_llms.ipynb #5e13f58f
 LLAMA32_CONFIG_1B = {
     "vocab_size": 128_256,       # Llama 3's tiktoken vocabulary
     "context_length": 131_072,   # with RoPE scaling; trained on 8,192
@@ -371,7 +371,7 @@ GEMMA3_CONFIG_270M = {
     "query_pre_attn_scalar": 256,
 }
 
-# %% ../nbs/10_modern_llms.ipynb #8cefefd5
+# %% ../nbs/10_modern_llms.ipynb #58a5225c
 HF_MODEL_TYPES = {"llama": Llama3Model, "qwen3": Qwen3Model, "qwen3_moe": Qwen3Model, "gemma3_text": Gemma3Model}
 _DTYPE_NAMES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -391,7 +391,7 @@ def _rope_settings(hf:dict, source:str) -> tuple[tuple, tuple|None]:
         raise CheckpointError(f"{source}: RoPE scaling {kind!r} is not supported (only the default and llama3)")
     return parse(full), None if local is None else parse(local)
 
-# %% ../nbs/10_modern_llms.ipynb #12357fcc
+# %% ../nbs/10_modern_llms.ipynb #e2170b25
 def config_from_hf(hf:dict, source:str="config.json") -> tuple[type, dict]:
     "The model class and config of a Hugging Face config.json of a Llama 3, Qwen3 (dense or MoE) or Gemma 3 text model."
     kind = hf.get("model_type")
@@ -421,7 +421,7 @@ def config_from_hf(hf:dict, source:str="config.json") -> tuple[type, dict]:
     except KeyError as e: raise CheckpointError(f"{source} lacks {e.args[0]!r}, which a {kind} model needs") from None
     return HF_MODEL_TYPES[kind], cfg
 
-# %% ../nbs/10_modern_llms.ipynb #789daabe
+# %% ../nbs/10_modern_llms.ipynb #63a42ea7
 _HF_BLOCK = {"att.W_query.weight": "self_attn.q_proj.weight", "att.W_key.weight": "self_attn.k_proj.weight",
              "att.W_value.weight": "self_attn.v_proj.weight", "att.out_proj.weight": "self_attn.o_proj.weight",
              "att.q_norm.scale": "self_attn.q_norm.weight", "att.k_norm.scale": "self_attn.k_norm.weight",
@@ -463,7 +463,7 @@ def load_hf_weights(model:DecoderModel, # built on the meta device, or anywhere
     model.reset_rope(model.tok_emb.weight.device)
     return model
 
-# %% ../nbs/10_modern_llms.ipynb #5b305a31
+# %% ../nbs/10_modern_llms.ipynb #f68d7c66
 def hub_tensors(folder:str|Path) -> dict[str, torch.Tensor]:
     "The tensors of a Hugging Face folder's model.safetensors, or of all its shards through model.safetensors.index.json, memory-mapped."
     folder = Path(folder)
@@ -480,7 +480,7 @@ def hub_tensors(folder:str|Path) -> dict[str, torch.Tensor]:
         raise CheckpointError(f"{index} lists {len(missing)} tensors its shards lack, e.g. {missing[0]!r} in {weight_map[missing[0]]}")
     return tensors
 
-# %% ../nbs/10_modern_llms.ipynb #b65a309a
+# %% ../nbs/10_modern_llms.ipynb #c0ff9582
 HUB_FILES = ["config.json", "generation_config.json", "model.safetensors", "model-*.safetensors", "model.safetensors.index.json",
              "tokenizer.json", "tokenizer_config.json", "original/tokenizer.model"]  # what the course reads of a hub repository
 
@@ -527,7 +527,7 @@ def load_pretrained(name_or_path:str|Path, # a hub repository id, a local hub fo
     model.cfg["dtype"] = model.tok_emb.weight.dtype
     return model.to(device or "cpu").eval()
 
-# %% ../nbs/10_modern_llms.ipynb #ecd920c3
+# %% ../nbs/10_modern_llms.ipynb #1c42b6fe
 TINY_HF_CONFIGS = {  # model_type -> (transformers' config and model classes, their settings) for save_tiny_hub_model
     "llama": ("LlamaConfig", "LlamaForCausalLM", {"rope_theta": 500_000.0, "tie_word_embeddings": True, "rope_scaling": {
         "rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0, "original_max_position_embeddings": 32}}),
@@ -552,7 +552,7 @@ def save_tiny_hub_model(folder:str|Path, model_type:str="qwen3", seed:int=123, *
     model.save_pretrained(folder)
     return Path(folder)
 
-# %% ../nbs/10_modern_llms.ipynb #1d3c2e18
+# %% ../nbs/10_modern_llms.ipynb #0c9e7447
 def read_tiktoken_bpe(path:str|Path) -> dict[bytes, int]:
     "Parse a tiktoken BPE file (one `base64token rank` per line) into `{token_bytes: rank}`."
     ranks, seen = {}, set()
@@ -567,7 +567,7 @@ def read_tiktoken_bpe(path:str|Path) -> dict[bytes, int]:
         ranks[tok] = rank; seen.add(rank)
     return ranks
 
-# %% ../nbs/10_modern_llms.ipynb #1956a7f4
+# %% ../nbs/10_modern_llms.ipynb #ad5daf35
 class Ctl(str):
     "Text of a control token inside rendered chat parts: `chat_ids` maps it to its ID instead of tokenizing it."
 
@@ -597,7 +597,7 @@ class ChatTokenizer:
             ids += [self.token_id(p) for p in parts] if is_ctl else self.encode(''.join(parts), bos=False)
         return ids
 
-# %% ../nbs/10_modern_llms.ipynb #ede9c2d6
+# %% ../nbs/10_modern_llms.ipynb #c5b11594
 LLAMA3_PAT = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
 
 def llama3_special_tokens(start:int=128_000 # first special ID: the number of BPE ranks
@@ -609,7 +609,7 @@ def llama3_special_tokens(start:int=128_000 # first special ID: the number of BP
     names += [f'<|reserved_special_token_{i}|>' for i in range(2, 2 + 256 - len(names))]
     return {name: start + i for i, name in enumerate(names)}
 
-# %% ../nbs/10_modern_llms.ipynb #58829f8b
+# %% ../nbs/10_modern_llms.ipynb #4029399d
 class Llama3Tokenizer(ChatTokenizer):
     "Llama 3.x tokenizer (tiktoken BPE in `original/tokenizer.model`) with the Llama 3.2 Instruct chat template."
     def __init__(self, model_path): # a tiktoken BPE file, e.g. `original/tokenizer.model`
@@ -654,7 +654,7 @@ class Llama3Tokenizer(ChatTokenizer):
         for m in messages: parts += [*head(m['role']), m['content'].strip(), Ctl('<|eot_id|>')]
         return parts + head('assistant')
 
-# %% ../nbs/10_modern_llms.ipynb #350858a3
+# %% ../nbs/10_modern_llms.ipynb #9c7d65f8
 class HFTokenizer(ChatTokenizer):
     "A `tokenizer.json` tokenizer; adds no special tokens unless asked, and encodes special-token text as plain text."
     bos_id: int|None = None
@@ -682,7 +682,7 @@ class HFTokenizer(ChatTokenizer):
         if (i := self.tok.token_to_id(name)) is None: raise KeyError(f"token {name!r} is not in {self.path}")
         return i
 
-# %% ../nbs/10_modern_llms.ipynb #032fc943
+# %% ../nbs/10_modern_llms.ipynb #7d3609ac
 def split_thinking(text:str) -> tuple[str, str]:
     "Split a Qwen3 reply into `(thinking, answer)` as Qwen3's chat template does."
     if '</think>' not in text: return '', text
@@ -723,7 +723,7 @@ class Qwen3Tokenizer(HFTokenizer):
         parts += [start, 'assistant\n']
         return parts if enable_thinking else parts + [think, '\n\n', unthink, '\n\n']
 
-# %% ../nbs/10_modern_llms.ipynb #aafcf76c
+# %% ../nbs/10_modern_llms.ipynb #7f1594a0
 class Gemma3Tokenizer(HFTokenizer):
     "Gemma 3 tokenizer (SentencePiece-style BPE, byte fallback) with Gemma 3's chat template."
     def __init__(self, path):
@@ -749,7 +749,7 @@ class Gemma3Tokenizer(HFTokenizer):
             parts += [Ctl('<start_of_turn>'), f"{role}\n{prefix if i == 0 else ''}{m['content'].strip()}", Ctl('<end_of_turn>'), '\n']
         return parts + [Ctl('<start_of_turn>'), 'model\n']
 
-# %% ../nbs/10_modern_llms.ipynb #bb11136b
+# %% ../nbs/10_modern_llms.ipynb #510ff557
 _FAMILIES = {'llama': (Llama3Tokenizer, 'original/tokenizer.model'), 'qwen3': (Qwen3Tokenizer, 'tokenizer.json'),
              'qwen3_moe': (Qwen3Tokenizer, 'tokenizer.json'), 'gemma3_text': (Gemma3Tokenizer, 'tokenizer.json'),
              'gemma3': (Gemma3Tokenizer, 'tokenizer.json')}
@@ -768,7 +768,7 @@ def load_tokenizer(folder, # a downloaded model folder
     if not (folder/name).is_file(): raise FileNotFoundError(f"{cls.__name__} needs {folder/name}, which is missing")
     return cls(folder/name)
 
-# %% ../nbs/10_modern_llms.ipynb #2702375a
+# %% ../nbs/10_modern_llms.ipynb #60dd66ff
 _MERGES = [('H','e'), ('l','l'), ('He','ll'), ('Hell','o'), (' ','w'), ('o','r'), (' w','or'), ('l','d'), (' wor','ld')]
 
 def make_tiny_llama3_tokenizer(path, # file to write, e.g. `folder/"original"/"tokenizer.model"`
@@ -804,7 +804,7 @@ def _bytes_to_unicode():
         if b not in bs: bs.append(b); cs.append(256 + n); n += 1
     return dict(zip(bs, map(chr, cs)))
 
-# %% ../nbs/10_modern_llms.ipynb #40229ee4
+# %% ../nbs/10_modern_llms.ipynb #3b49d7e1
 QWEN3_ADDED = ['<|endoftext|>', '<|im_start|>', '<|im_end|>', '<|object_ref_start|>', '<|object_ref_end|>', '<|box_start|>',
                '<|box_end|>', '<|quad_start|>', '<|quad_end|>', '<|vision_start|>', '<|vision_end|>', '<|vision_pad|>',
                '<|image_pad|>', '<|video_pad|>', '<tool_call>', '</tool_call>', '<|fim_prefix|>', '<|fim_middle|>',
@@ -849,7 +849,7 @@ def make_tiny_gemma3_tokenizer(path # `tokenizer.json` to write
                                                 dict(type='ByteFallback'), dict(type='Fuse')]),
         model=dict(unk_token='<unk>', fuse_unk=True, byte_fallback=True))
 
-# %% ../nbs/10_modern_llms.ipynb #bee83864
+# %% ../nbs/10_modern_llms.ipynb #67bfb0da
 def stream_reply(model:nn.Module, tokenizer:ChatTokenizer,
                  messages:list[dict], # the conversation so far, ending with the user's message
                  max_new_tokens:int=256, temperature:float=0.0, top_k:int|None=None,
@@ -867,7 +867,7 @@ def stream_reply(model:nn.Module, tokenizer:ChatTokenizer,
         yield text[len(shown):]
         shown = text
 
-# %% ../nbs/10_modern_llms.ipynb #5890e528
+# %% ../nbs/10_modern_llms.ipynb #319172c2
 def save_tiny_chat_model(folder:str|Path, model_type:str="qwen3", seed:int=123) -> Path:
     "A hub folder with a small random model of `model_type` (through `transformers`) and a tiny tokenizer of its family."
     folder = Path(folder)
