@@ -35,7 +35,7 @@ from tokenizers import Tokenizer
 from .gpt_model import KVCache
 from llm_from_scratch.pretrained_weights import (GPT2_MODELS, _BOOK_NAMES, check_hub_checksum, load_gpt2,
     mmap_safetensors)
-from .pretraining import CheckpointError, check_tensor_shapes, generate_stream
+from .pretraining import CheckpointError, check_tensor_shapes, generate_stream, text_pieces
 from .text_data import DownloadError
 
 # %% ../nbs/10_modern_llms.ipynb #cc2ad5a9
@@ -856,16 +856,9 @@ def stream_reply(model:nn.Module, tokenizer:ChatTokenizer,
                  **template_options, # e.g. Qwen3's enable_thinking=False
                 ):
     "Yield the model's reply to `messages` piece by piece, as text, until a stop token or `max_new_tokens`."
-    device = next(model.parameters()).device
-    idx = torch.tensor([tokenizer.chat_ids(messages, **template_options)], device=device)
-    ids, shown = [], ""
-    for token in generate_stream(model, idx, max_new_tokens, model.cfg["context_length"], temperature, top_k,
-                                 eos_id=tokenizer.stop_ids):
-        ids.append(token.item())
-        text = tokenizer.decode(ids)
-        if text.endswith("\ufffd"): continue   # the rest of a multi-byte character is still to come
-        yield text[len(shown):]
-        shown = text
+    idx = torch.tensor([tokenizer.chat_ids(messages, **template_options)], device=next(model.parameters()).device)
+    tokens = generate_stream(model, idx, max_new_tokens, model.cfg["context_length"], temperature, top_k, eos_id=tokenizer.stop_ids)
+    yield from text_pieces(tokens, tokenizer.decode)
 
 # %% ../nbs/10_modern_llms.ipynb #319172c2
 def save_tiny_chat_model(folder:str|Path, model_type:str="qwen3", seed:int=123) -> Path:
@@ -881,4 +874,17 @@ def save_tiny_chat_model(folder:str|Path, model_type:str="qwen3", seed:int=123) 
         save_tiny_hub_model(folder, model_type, seed, vocab_size=2048, bos_token_id=2, eos_token_id=1, pad_token_id=0)
         make_tiny_gemma3_tokenizer(folder/"tokenizer.json")
     else: raise ValueError(f"model_type {model_type!r} is not one of llama, qwen3, qwen3_moe, gemma3_text")
+    _only_printable_tokens(folder, model_type)
     return folder
+
+def _only_printable_tokens(folder:Path, model_type:str):
+    "Zero the embedding and head rows of every ID that is not a printable token of the tiny tokenizer (most IDs: it is tiny)."
+    from safetensors.torch import load_file, save_file
+    tokenizer, tensors = load_tokenizer(folder, model_type), load_file(folder/"model.safetensors")
+    special = set(range(128_000, 128_256)) if model_type == "llama" else set(tokenizer.tok.get_added_tokens_decoder())
+    vocab_size = tensors["model.embed_tokens.weight"].shape[0]
+    printable = torch.tensor([i not in special and (t := tokenizer.decode([i])) != "" and t.isprintable() and "\ufffd" not in t
+                              for i in range(vocab_size)])
+    for name in ("model.embed_tokens.weight", "lm_head.weight"):
+        if name in tensors: tensors[name][~printable] = 0   # logit 0, below the largest of many random ones: never chosen
+    save_file(tensors, folder/"model.safetensors", metadata={"format": "pt"})

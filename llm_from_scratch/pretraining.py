@@ -7,10 +7,10 @@ Docs: https://llm-from-scratch.github.io/llm-from-scratch/pretraining.html.md"""
 # %% auto #0
 __all__ = ['DEVICE_ENV', 'WEIGHTS_FILE', 'CONFIG_FILE', 'STATE_FILE', 'MANIFEST_FILE', 'text_to_token_ids', 'token_ids_to_text',
            'calc_loss_batch', 'calc_loss_loader', 'evaluate_model', 'generate_and_print_sample', 'train_model_simple',
-           'plot_losses', 'get_device', 'generate_stream', 'generate', 'adamw', 'CheckpointError', 'unshare',
-           'clean_state_dict', 'recover_checkpoint', 'world_size', 'rank', 'mean_across_ranks', 'all_ranks_agree',
-           'unwrap_model', 'is_sharded', 'optimizer_state_by_id', 'gather_states', 'save_checkpoint', 'checked_file',
-           'load_config', 'check_tensor_shapes', 'load_weights', 'load_model', 'load_training_state',
+           'plot_losses', 'get_device', 'generate_stream', 'generate', 'text_pieces', 'adamw', 'CheckpointError',
+           'unshare', 'clean_state_dict', 'recover_checkpoint', 'world_size', 'rank', 'mean_across_ranks',
+           'all_ranks_agree', 'unwrap_model', 'is_sharded', 'optimizer_state_by_id', 'gather_states', 'save_checkpoint',
+           'checked_file', 'load_config', 'check_tensor_shapes', 'load_weights', 'load_model', 'load_training_state',
            'NonFiniteLossError', 'TrainingInterrupted', 'new_train_state', 'epoch_batches', 'train_step',
            'accumulated_step', 'record_evaluation', 'sample_text', 'train_model']
 
@@ -180,10 +180,23 @@ def generate_stream(
         idx = torch.cat((idx, idx_next), dim=1)
 
 def generate(model:nn.Module, idx:torch.Tensor, max_new_tokens:int, context_size:int, temperature:float=0.0,
-             top_k:int|None=None, eos_id:int|None=None, use_cache:bool|None=None) -> torch.Tensor:
+             top_k:int|None=None, eos_id:int|tuple|None=None, use_cache:bool|None=None) -> torch.Tensor:
     "Generate up to `max_new_tokens` tokens after `idx` (greedy, or sampled with temperature and top-k)."
     new = list(generate_stream(model, idx, max_new_tokens, context_size, temperature, top_k, eos_id, use_cache))
     return torch.cat([idx, *new], dim=1)
+
+# %% ../nbs/03_pretraining.ipynb #ff07a454
+def text_pieces(tokens, # token IDs (ints or one-element tensors), as they are generated
+                decode, # token IDs -> text, e.g. a tokenizer's decode
+               ):
+    "Yield the text of a stream of tokens piece by piece as they come, whole characters only."
+    ids, shown = [], ""
+    for token in tokens:
+        ids.append(int(token))
+        text = decode(ids)
+        if text.endswith("\ufffd"): continue   # the rest of a multi-byte character is still to come
+        yield text[len(shown):]
+        shown = text
 
 # %% ../nbs/03_pretraining.ipynb #c47745b8
 def adamw(model:nn.Module, lr:float, weight_decay:float=0.1) -> torch.optim.AdamW:
