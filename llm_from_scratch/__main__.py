@@ -751,6 +751,7 @@ def _serve(args) -> int:
     if args.max_tokens_limit < 1: raise CLIError(f"--max-tokens-limit must be at least 1, not {args.max_tokens_limit}")
     device = _device(args.device)
     try: served = load_served_model(args.checkpoint, args.model, device, _DTYPES[args.dtype], args.name)
+    except CheckpointError: raise
     except ValueError as e: raise CLIError(f"--model {args.model}: {e}") from None
     if device.type == "cpu" and args.fast_linear and next(served.model.parameters()).dtype == torch.float32: use_fast_linear(served.model)
     def ready(url:str):

@@ -189,7 +189,7 @@ def generate(model:nn.Module, idx:torch.Tensor, max_new_tokens:int, context_size
 def text_pieces(tokens, # token IDs (ints or one-element tensors), as they are generated
                 decode, # token IDs -> text, e.g. a tokenizer's decode
                ):
-    "Yield the text of a stream of tokens piece by piece as they come, whole characters only."
+    "Yield the text of a stream of tokens piece by piece as they come, whole characters only (what is left at the end, last)."
     ids, shown = [], ""
     for token in tokens:
         ids.append(int(token))
@@ -197,6 +197,7 @@ def text_pieces(tokens, # token IDs (ints or one-element tensors), as they are g
         if text.endswith("\ufffd"): continue   # the rest of a multi-byte character is still to come
         yield text[len(shown):]
         shown = text
+    if ids and (rest := decode(ids)[len(shown):]): yield rest   # the stream ended inside a character: its bytes as decode shows them
 
 # %% ../nbs/03_pretraining.ipynb #c47745b8
 def adamw(model:nn.Module, lr:float, weight_decay:float=0.1) -> torch.optim.AdamW:

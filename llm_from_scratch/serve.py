@@ -6,13 +6,15 @@ Docs: https://llm-from-scratch.github.io/llm-from-scratch/serve.html.md"""
 
 # %% auto #0
 __all__ = ['CHAT_PAGE', 'load_named_model', 'classify_text', 'ServedModel', 'Reply', 'load_served_model', 'BadRequest',
-           'request_options', 'check_messages', 'check_prompt', 'stream_pieces', 'create_app', 'add_completion_routes',
-           'add_ollama_routes', 'chat_page', 'is_loopback', 'serve']
+           'request_options', 'check_messages', 'check_prompt', 'stream_pieces', 'RequestGuard', 'create_app',
+           'add_completion_routes', 'add_ollama_routes', 'chat_page', 'is_loopback', 'serve']
 
-# %% ../nbs/11_serve.ipynb #f687dac4
+# %% ../nbs/11_serve.ipynb #279ab5fd
 import asyncio
 import html
 import json
+import re
+import secrets
 import threading
 import time
 import uuid
@@ -65,7 +67,8 @@ class ServedModel:
         self.device = next(model.parameters()).device
         self.stop_ids = tuple(getattr(tokenizer, "stop_ids", ())) or (tokenizer.eot_token,)   # GPT-2: <|endoftext|>
         self.lock = threading.Lock()   # one generation at a time: requests wait here for their turn
-        self.stats = {"replies": 0, "cancelled": 0}   # generations finished, and how many of them a client left
+        self.stats = {"replies": 0, "cancelled": 0, "most_at_once": 0}   # generations finished, how many a client left, the most run together
+        self.running = 0
 
     def encode(self, text:str) -> list[int]:
         "Token IDs of plain text (a special token's text stays text), with <bos> first where the model's family has one."
@@ -108,14 +111,19 @@ class Reply:
             yield token.item()
 
     def __iter__(self):
-        with self.served.lock:
-            if not self.cancel.is_set():   # (its client may have left while it waited)
-                if self.seed is not None: torch.manual_seed(self.seed)
-                yield from text_pieces(self._tokens(), self.served.tokenizer.decode)
+        served = self.served
+        with served.lock:
+            served.running += 1
+            served.stats["most_at_once"] = max(served.stats["most_at_once"], served.running)
+            try:
+                if not self.cancel.is_set():   # (its client may have left while it waited)
+                    if self.seed is not None: torch.manual_seed(self.seed)
+                    yield from text_pieces(self._tokens(), served.tokenizer.decode)
+            finally: served.running -= 1
             if self.cancel.is_set(): self.finish_reason = "cancelled"
             self.finish_reason = self.finish_reason or ("length" if self.completion_tokens == self.max_tokens else "stop")
-            self.served.stats["replies"] += 1
-            self.served.stats["cancelled"] += self.finish_reason == "cancelled"
+            served.stats["replies"] += 1
+            served.stats["cancelled"] += self.finish_reason == "cancelled"
 
     def usage(self) -> dict:
         "Token counts in the APIs' form."
@@ -156,9 +164,14 @@ def request_options(body:dict, served:ServedModel, max_tokens_limit:int, default
     if model not in (None, "", served.name, f"{served.name}:latest"):
         raise BadRequest(f"model {model!r} is not served here; this server has {served.name!r}", status=404)
     source = (body.get("options") or {}) if ollama else body
-    max_tokens = source.get("num_predict" if ollama else "max_completion_tokens", None)
-    if max_tokens is None: max_tokens = default_max_tokens if ollama else body.get("max_tokens", default_max_tokens)
-    temperature, top_k, seed = source.get("temperature", 0.8 if ollama else 1.0), source.get("top_k"), source.get("seed")
+    if not isinstance(source, dict): raise BadRequest("options must be an object")
+    max_tokens = source.get("num_predict" if ollama else "max_completion_tokens")   # an explicit null: as if not given
+    if max_tokens is None and not ollama: max_tokens = source.get("max_tokens")
+    if ollama and max_tokens in (-1, -2): max_tokens = max_tokens_limit   # Ollama's "as long as it goes": as long as allowed
+    if max_tokens is None: max_tokens = default_max_tokens
+    temperature = source.get("temperature")
+    if temperature is None: temperature = 0.8 if ollama else 1.0   # each API's default
+    top_k, seed = source.get("top_k"), source.get("seed")
     if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or not 1 <= max_tokens <= max_tokens_limit:
         raise BadRequest(f"max_tokens must be an integer from 1 to {max_tokens_limit}, not {max_tokens!r}")
     if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not 0 <= temperature <= 2:
@@ -166,7 +179,7 @@ def request_options(body:dict, served:ServedModel, max_tokens_limit:int, default
     if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
         raise BadRequest(f"top_k must be an integer of at least 1, not {top_k!r}")
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)): raise BadRequest(f"seed must be an integer, not {seed!r}")
-    if body.get("n", 1) != 1: raise BadRequest("n must be 1: this server gives one answer per request")
+    if body.get("n") not in (None, 1): raise BadRequest("n must be 1: this server gives one answer per request")
     if body.get("stop"): raise BadRequest("stop sequences are not supported: the model stops at its own end token")
     return {"max_tokens": max_tokens, "temperature": float(temperature), "top_k": top_k, "seed": seed}
 
@@ -174,11 +187,19 @@ def check_messages(body:dict) -> list[dict]:
     "The `messages` of a chat request, checked: a non-empty list of role/content pairs ending with the user's."
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages: raise BadRequest("messages must be a non-empty list of {role, content} objects")
+    checked = []
     for i, m in enumerate(messages):
-        if not isinstance(m, dict) or m.get("role") not in ("system", "user", "assistant") or not isinstance(m.get("content"), str):
-            raise BadRequest(f"messages[{i}] must be an object with a role (system, user or assistant) and a string content")
-    if messages[-1]["role"] != "user": raise BadRequest("the last message must be the user's")
-    return [{"role": m["role"], "content": m["content"]} for m in messages]
+        if not isinstance(m, dict): raise BadRequest(f"messages[{i}] must be an object with a role and a content")
+        content, role = m.get("content"), {"developer": "system"}.get(m.get("role"), m.get("role"))   # OpenAI's newer name for system
+        if isinstance(content, list):   # OpenAI's content parts: the text ones, joined
+            if not all(isinstance(part, dict) and part.get("type") == "text" and isinstance(part.get("text"), str) for part in content):
+                raise BadRequest(f"messages[{i}]: only text content parts are supported")
+            content = "".join(part["text"] for part in content)
+        if role not in ("system", "user", "assistant") or not isinstance(content, str):
+            raise BadRequest(f"messages[{i}] must be an object with a role (system, user or assistant) and a text content")
+        checked.append({"role": role, "content": content})
+    if checked[-1]["role"] != "user": raise BadRequest("the last message must be the user's")
+    return checked
 
 def check_prompt(ids:list[int], served:ServedModel) -> list[int]:
     "`ids`, if they leave room for an answer in the model's context."
@@ -230,7 +251,18 @@ def _completion_stream(reply:Reply, head:dict, chunk):
         yield "data: [DONE]\n\n"
     return events()
 
-# %% ../nbs/11_serve.ipynb #e4b09f96
+# %% ../nbs/11_serve.ipynb #f18958f6
+class RequestGuard:
+    "ASGI middleware: `check(request)` returns a response that refuses the request, or None to let it through."
+    def __init__(self, app, check): self.app, self.check = app, check
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http":
+            from starlette.requests import Request
+            if (refusal := self.check(Request(scope))) is not None: return await refusal(scope, receive, send)
+        await self.app(scope, receive, send)
+
+# %% ../nbs/11_serve.ipynb #3c03a882
 def create_app(served:ServedModel,
                api_key:str|None=None, # if given, every API call needs `Authorization: Bearer <api_key>`
                max_tokens_limit:int=2048, # the most tokens one answer may ask for
@@ -248,11 +280,21 @@ def create_app(served:ServedModel,
         if request.url.path.startswith("/api/"): return JSONResponse({"error": str(e)}, status_code=e.status)
         return _openai_error(str(e), e.status)
 
-    @app.middleware("http")
-    async def check_key(request:Request, call_next):
-        if api_key and request.url.path not in ("/", "/health") and request.headers.get("authorization") != f"Bearer {api_key}":
-            return _openai_error("this server needs an API key: send the header Authorization: Bearer <key>", 401)
-        return await call_next(request)
+    def guard(request:Request):
+        "The API key; and no web page of another site may use the server (JSON bodies only, from its own origin only)."
+        def refuse(message:str, status:int):
+            if request.url.path.startswith("/api/"): return JSONResponse({"error": message}, status_code=status)
+            return _openai_error(message, status)
+        origin = request.headers.get("origin")
+        if origin and origin.split("://", 1)[-1] != request.headers.get("host"):
+            return refuse(f"requests from pages of {origin} are refused: this server answers its own page and programs", 403)
+        if request.method == "POST" and request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
+            return refuse("the body must be JSON, sent with Content-Type: application/json", 415)
+        if api_key and request.url.path not in ("/", "/health"):
+            scheme, _, key = request.headers.get("authorization", "").partition(" ")
+            if scheme.lower() != "bearer" or not secrets.compare_digest(key.strip().encode(), api_key.encode()):
+                return refuse("this server needs an API key: send the header Authorization: Bearer <key>", 401)
+    app.add_middleware(RequestGuard, check=guard)
 
     @app.get("/health")
     async def health(): return {"status": "ok", "model": served.name, "kind": served.kind, "busy": served.lock.locked(), **served.stats}
@@ -271,15 +313,32 @@ def create_app(served:ServedModel,
     add_ollama_routes(app, served, limits)
     return app
 
-# %% ../nbs/11_serve.ipynb #e66c252b
+# %% ../nbs/11_serve.ipynb #e058564b
 def _generation_kind(served:ServedModel):
     if served.kind == "classifier": raise BadRequest(f"{served.name} is a classifier: POST /v1/classify with {{\"input\": text}} gets its label")
 
 def _template_options(body:dict, served:ServedModel) -> dict:
     "Qwen3's thinking switch, from `enable_thinking` or `chat_template_kwargs` (default: off, answers at once)."
     if not isinstance(served.tokenizer, Qwen3Tokenizer): return {}
-    thinking = body.get("enable_thinking", (body.get("chat_template_kwargs") or {}).get("enable_thinking", False))
+    kwargs = body.get("chat_template_kwargs") or {}
+    if not isinstance(kwargs, dict): raise BadRequest("chat_template_kwargs must be an object")
+    thinking = body.get("enable_thinking", kwargs.get("enable_thinking", False))
     return {"enable_thinking": bool(thinking)}
+
+def _chat_prompt(body:dict, messages:list[dict], served:ServedModel) -> list[int]:
+    "The checked prompt of a chat request; a conversation the chat template refuses (Gemma: roles must alternate) is a 400."
+    try: return check_prompt(served.prompt_ids(messages, **_template_options(body, served)), served)
+    except BadRequest: raise
+    except ValueError as e: raise BadRequest(str(e)) from None
+
+async def _collect(reply:Reply, request) -> str:
+    "The whole text of `reply` (a request that does not stream); if its client goes away first, the generation stops."
+    async def watch():
+        while not await request.is_disconnected(): await asyncio.sleep(0.1)
+        reply.cancel.set()
+    watcher = asyncio.create_task(watch())
+    try: return "".join([piece async for piece in stream_pieces(reply)])
+    finally: watcher.cancel()
 
 def add_completion_routes(app, served:ServedModel, limits:dict):
     "OpenAI's /v1/chat/completions and /v1/completions, and /v1/classify, on `app`."
@@ -291,12 +350,12 @@ def add_completion_routes(app, served:ServedModel, limits:dict):
         body = await _json_body(request)
         _generation_kind(served)
         options, messages = request_options(body, served, **limits), check_messages(body)
-        reply = served.reply(check_prompt(served.prompt_ids(messages, **_template_options(body, served)), served), **options)
+        reply = served.reply(_chat_prompt(body, messages, served), **options)
         head = {"id": f"chatcmpl-{uuid.uuid4().hex[:24]}", "created": int(time.time()), "model": served.name}
         if body.get("stream"):
             chunk = lambda piece, finish: {"index": 0, "delta": {"content": piece} if piece else {}, "finish_reason": finish}
             return StreamingResponse(_completion_stream(reply, {**head, "object": "chat.completion.chunk"}, chunk), media_type="text/event-stream")
-        text = "".join([piece async for piece in stream_pieces(reply)])
+        text = await _collect(reply, request)
         return {**head, "object": "chat.completion", "usage": reply.usage(),
                 "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": reply.finish_reason}]}
 
@@ -313,7 +372,7 @@ def add_completion_routes(app, served:ServedModel, limits:dict):
         if body.get("stream"):
             chunk = lambda piece, finish: {"index": 0, "text": piece, "finish_reason": finish}
             return StreamingResponse(_completion_stream(reply, head, chunk), media_type="text/event-stream")
-        text = "".join([piece async for piece in stream_pieces(reply)])
+        text = await _collect(reply, request)
         return {**head, "usage": reply.usage(), "choices": [{"index": 0, "text": text, "finish_reason": reply.finish_reason}]}
 
     @app.post("/v1/classify")
@@ -326,7 +385,7 @@ def add_completion_routes(app, served:ServedModel, limits:dict):
             raise BadRequest("input must be a non-empty text or a list of them")
         return {"model": served.name, "data": [{"index": i, **served.classify(t)} for i, t in enumerate(texts)]}
 
-# %% ../nbs/11_serve.ipynb #48e5422c
+# %% ../nbs/11_serve.ipynb #9c022352
 def add_ollama_routes(app, served:ServedModel, limits:dict):
     "Ollama's /api/chat (the subset notebook 06's judge client uses: messages, options, stream) on `app`."
     from fastapi import Request
@@ -337,7 +396,7 @@ def add_ollama_routes(app, served:ServedModel, limits:dict):
         body = await _json_body(request)
         _generation_kind(served)
         options, messages = request_options(body, served, ollama=True, **limits), check_messages(body)
-        reply = served.reply(check_prompt(served.prompt_ids(messages, **_template_options(body, served)), served), **options)
+        reply = served.reply(_chat_prompt(body, messages, served), **options)
         head = lambda: {"model": f"{served.name}:latest", "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
         def last(content:str=""):
             return {**head(), "message": {"role": "assistant", "content": content}, "done": True, "done_reason": reply.finish_reason,
@@ -348,9 +407,9 @@ def add_ollama_routes(app, served:ServedModel, limits:dict):
                     yield json.dumps({**head(), "message": {"role": "assistant", "content": piece}, "done": False}) + "\n"
                 yield json.dumps(last()) + "\n"
             return StreamingResponse(lines(), media_type="application/x-ndjson")
-        return last("".join([piece async for piece in stream_pieces(reply)]))
+        return last(await _collect(reply, request))
 
-# %% ../nbs/11_serve.ipynb #f1ac849a
+# %% ../nbs/11_serve.ipynb #95b8f2d5
 CHAT_PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>llmfs: __NAME__</title>
@@ -470,7 +529,10 @@ async function send() {
     }
     if (result.finish === "length") { const m = document.createElement("span"); m.className = "meta"; m.textContent = "(max tokens reached)"; out.append(m); }
   } catch (e) {
-    if (e.name === "AbortError") { const m = document.createElement("span"); m.className = "meta"; m.textContent = "(stopped)"; out.append(m); }
+    if (e.name === "AbortError") {
+      if (CONFIG.kind !== "base") history.push({role: "assistant", content: out.textContent});   // the answer so far stays in the conversation
+      const m = document.createElement("span"); m.className = "meta"; m.textContent = "(stopped)"; out.append(m);
+    }
     else { out.textContent = String(e.message || e); out.classList.add("error"); history.pop(); }
   } finally { out.classList.remove("streaming"); controller = null; busy(false); }
 }
@@ -491,13 +553,11 @@ def chat_page(served:ServedModel, needs_key:bool=False, max_tokens:int=128) -> s
     "The chat page for `served`, its name, kind and settings filled in."
     kind_text, placeholder = _KIND_TEXT[served.kind]
     config = json.dumps({"name": served.name, "kind": served.kind, "needs_key": needs_key, "max_tokens": max_tokens}).replace("</", "<\\/")
-    page = CHAT_PAGE
-    for key, value in (("__NAME__", html.escape(served.name)), ("__KIND_TEXT__", html.escape(kind_text)),
-                       ("__PLACEHOLDER__", html.escape(placeholder)), ("__MAX_TOKENS__", str(max_tokens)), ("__CONFIG__", config)):
-        page = page.replace(key, value)
-    return page
+    values = {"NAME": html.escape(served.name), "KIND_TEXT": html.escape(kind_text), "PLACEHOLDER": html.escape(placeholder),
+              "MAX_TOKENS": str(max_tokens), "CONFIG": config}
+    return re.sub(r"__(NAME|KIND_TEXT|PLACEHOLDER|MAX_TOKENS|CONFIG)__", lambda m: values[m[1]], CHAT_PAGE)   # one pass: nothing injected
 
-# %% ../nbs/11_serve.ipynb #fe653071
+# %% ../nbs/11_serve.ipynb #195d41e0
 def is_loopback(host:str) -> bool:
     "Whether `host` is a loopback address (only this machine can connect)."
     import ipaddress

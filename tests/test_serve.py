@@ -76,6 +76,7 @@ def test_requests_wait_their_turn(instruct, serve_models):
     for t in threads: t.start()
     for t in threads: t.join(60)
     assert answers == {p: alpaca_answer(serve_models[1], p, 20) for p in prompts}
+    assert get(instruct + "/health")["most_at_once"] == 1   # never two generations on the model at once
 
 
 def test_completions_continue_a_pretrained_gpt(serve_models):
@@ -135,11 +136,17 @@ def test_a_client_that_leaves_frees_the_model(serve_models):
         assert (health["busy"], health["replies"], health["cancelled"]) == (False, 1, 1)   # stopped early, not run to 250 tokens
         code, reply = post(url + "/v1/completions", {"prompt": "Hello", "max_tokens": 3, "temperature": 0})
         assert code == 200 and json.loads(reply)["usage"]["completion_tokens"] == 3
+        body = json.dumps({"prompt": "Every effort moves you", "max_tokens": 250, "temperature": 0}).encode()   # not streamed
+        with pytest.raises(OSError):   # the client gives up waiting and leaves
+            urllib.request.urlopen(urllib.request.Request(url + "/v1/completions", body, {"Content-Type": "application/json"}), timeout=0.5)
+        deadline = time.time() + 30
+        while (health := get(url + "/health"))["busy"] and time.time() < deadline: time.sleep(0.05)
+        assert (health["busy"], health["replies"], health["cancelled"]) == (False, 3, 2)
 
 
 def test_serve_refuses_in_one_line(serve_models):
     for args, message in [(["--checkpoint", serve_models[0] / "base", "--host", "0.0.0.0"], "would let other machines use the model: give an --api-key"),
-                          (["--checkpoint", serve_models[0] / "nothing-here"], "is not a checkpoint folder"),
+                          (["--checkpoint", serve_models[0] / "nothing-here"], f"llmfs: error: {serve_models[0] / 'nothing-here' / 'config.json'} does not exist"),
                           (["--model", "no such model"], "--model no such model: 'no such model' is neither an existing folder")]:
         r = llmfs("serve", *args)
         assert r.returncode == 2 and message in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
