@@ -642,10 +642,14 @@ def _chat(args) -> int:
     def answer(message:str):
         idx = text_to_token_ids(format_input({"instruction": message, "input": ""}) + RESPONSE_HEADER, tokenizer).to(device)
         print_stream(model, idx, tokenizer, args.max_new_tokens, ctx, args.temperature, args.top_k)
-    if args.prompt is not None:
-        if not args.prompt.strip(): raise CLIError("--prompt is empty: give an instruction")
-        answer(args.prompt); return 0
-    print(f"Chatting with {args.checkpoint} (finetuned from {info.get('base_model') or 'a GPT'}); an empty line or Ctrl-D ends.")
+    return _converse(args.prompt, answer, f"Chatting with {args.checkpoint} (finetuned from {info.get('base_model') or 'a GPT'})")
+
+def _converse(prompt:str|None, answer, greeting:str) -> int:
+    "Answer `prompt` and stop, or, without one, answer each line typed until an empty line or Ctrl-D."
+    if prompt is not None:
+        if not prompt.strip(): raise CLIError("--prompt is empty: give a message")
+        answer(prompt); return 0
+    print(f"{greeting}; an empty line or Ctrl-D ends.")
     while True:
         try: message = input("> ")
         except EOFError: print(); return 0
@@ -670,15 +674,7 @@ def _chat_model(args, device:torch.device) -> int:
             reply += piece
         print()
         messages.append({"role": "assistant", "content": reply})
-    if args.prompt is not None:
-        if not args.prompt.strip(): raise CLIError("--prompt is empty: give a message")
-        answer(args.prompt); return 0
-    print(f"Chatting with {args.model} ({type(model).__name__}); an empty line or Ctrl-D ends.")
-    while True:
-        try: message = input("> ")
-        except EOFError: print(); return 0
-        if not message.strip(): return 0
-        answer(message)
+    return _converse(args.prompt, answer, f"Chatting with {args.model} ({type(model).__name__})")
 
 # %% ../nbs/12_cli.ipynb #d38f67ac
 def _preference_loaders(args, model, tokenizer, device):
