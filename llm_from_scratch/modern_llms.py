@@ -36,7 +36,7 @@ from .gpt_model import KVCache
 from llm_from_scratch.pretrained_weights import (GPT2_MODELS, _BOOK_NAMES, check_hub_checksum, load_gpt2,
     mmap_safetensors)
 from .pretraining import CheckpointError, check_tensor_shapes, generate_stream, text_pieces
-from .text_data import DownloadError
+from .text_data import DownloadError, bytes_to_unicode
 
 # %% ../nbs/10_modern_llms.ipynb #cc2ad5a9
 class RMSNorm(nn.Module):
@@ -796,14 +796,6 @@ def _write_bpe_json(path, vocab, merges, added, **parts) -> Path:
                                ensure_ascii=False))
     return path
 
-def _bytes_to_unicode():
-    "GPT-2's byte -> printable character table used by byte-level BPE."
-    bs = list(range(ord('!'), ord('~') + 1)) + list(range(ord('¡'), ord('¬') + 1)) + list(range(ord('®'), ord('ÿ') + 1))
-    cs, n = bs[:], 0
-    for b in range(256):
-        if b not in bs: bs.append(b); cs.append(256 + n); n += 1
-    return dict(zip(bs, map(chr, cs)))
-
 # %% ../nbs/10_modern_llms.ipynb #3b49d7e1
 QWEN3_ADDED = ['<|endoftext|>', '<|im_start|>', '<|im_end|>', '<|object_ref_start|>', '<|object_ref_end|>', '<|box_start|>',
                '<|box_end|>', '<|quad_start|>', '<|quad_end|>', '<|vision_start|>', '<|vision_end|>', '<|vision_pad|>',
@@ -814,7 +806,7 @@ QWEN3_ADDED = ['<|endoftext|>', '<|im_start|>', '<|im_end|>', '<|object_ref_star
 def make_tiny_qwen3_tokenizer(path # `tokenizer.json` to write
                              ) -> Path:
     "Write a tiny Qwen3-style byte-level BPE `tokenizer.json` with Qwen3's added tokens at their real IDs."
-    b2u = _bytes_to_unicode()
+    b2u = bytes_to_unicode()   # notebook 00's byte-level table
     bl = lambda s: ''.join(b2u[b] for b in s.encode())
     vocab = {c: i for i, c in enumerate(b2u.values())}
     merges = [(bl(a), bl(b)) for a, b in _MERGES]
