@@ -1,0 +1,448 @@
+"""The docs site: nbdev's processing of the notebooks before Quarto, its checks, and a local preview without Quarto.
+
+The published site is built by `.github/workflows/deploy.yaml`: `nbdev-docs` runs the same processing as
+`process` below, then Quarto renders the processed notebooks. Quarto cannot be installed everywhere, so this
+script stops where Quarto starts, checks what nbdev made, and renders a *preview* with nbconvert.
+
+    python tools/site.py check            # nbdev's processing into _proc/, then the checks (exit 1 on a problem)
+    python tools/site.py preview [DIR]    # ...then an HTML preview in DIR (default _preview/); open DIR/index.html
+    python tools/site.py screenshots      # ...then the README's pictures of the site, into nbs/images/
+"""
+import html
+import json
+import os
+import re
+import shutil
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+NBS = ROOT / "nbs"
+SITE_URL = "https://llm-from-scratch.github.io/llm-from-scratch"
+PREVIEW_NOTE = ("A local preview rendered with nbconvert from nbdev's processed notebooks. The published site, "
+                f"built by Quarto from the same notebooks, is at <a href=\"{SITE_URL}/\">{SITE_URL.split('//')[1]}</a>.")
+
+
+def process(root: Path = ROOT) -> Path:
+    "Run the steps `nbdev-docs` runs before Quarto (site config, module index, sidebar, `proc_nbs`); return `_proc/`."
+    from nbdev.doclinks import _build_modidx
+    from nbdev.quarto import nbdev_sidebar, refresh_quarto_yml
+    from nbdev.serve import proc_nbs
+    here = os.getcwd()
+    os.chdir(root)  # nbdev reads pyproject.toml from the working directory, as nbdev-docs does
+    try:
+        refresh_quarto_yml()
+        _build_modidx()
+        nbdev_sidebar.__wrapped__(path=root / "nbs")
+        # serially, so that an error in a notebook stops here with its traceback instead of inside a worker
+        return proc_nbs(str(root / "nbs"), n_workers=0, force=True)
+    finally:
+        os.chdir(here)
+
+
+# ---------------------------------------------------------------------------------------------------------- checks
+
+def read_nb(path: Path) -> dict:
+    "A notebook as plain JSON."
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def text(x) -> str:
+    "A notebook field (a string or a list of lines) as one string."
+    return "".join(x) if isinstance(x, list) else (x or "")
+
+
+def directives(source: str) -> dict:
+    "The `#| key: value` lines at the top of a cell, as a dict (a bare `#| key` maps to '')."
+    out = {}
+    for line in source.splitlines():
+        if not line.startswith("#|"): break
+        key, _, value = line[2:].strip().partition(":")
+        for k in key.split():  # `#| export` or `#| hide`; quarto options have one key and a value
+            out[k] = value.strip()
+    return out
+
+
+def frontmatter(nb: dict) -> dict:
+    "The YAML frontmatter nbdev put in a processed notebook's first raw cell."
+    import yaml
+    for cell in nb["cells"]:
+        if cell["cell_type"] == "raw" and text(cell["source"]).startswith("---"):
+            return yaml.safe_load(text(cell["source"]).strip().strip("-")) or {}
+    return {}
+
+
+def slug(heading: str) -> str:
+    "The anchor Quarto gives a markdown heading."
+    s = re.sub(r"[`*]|\[([^\]]*)\]\([^)]*\)", r"\1", heading.strip().lower())
+    s = re.sub(r"[^\w\- .]", "", s)
+    return re.sub(r"\s+", "-", s.strip()).strip(".")
+
+
+def anchors(nb: dict) -> set:
+    "Every anchor a processed notebook's page will have: its headings and the show_doc entries."
+    out = set()
+    for cell in nb["cells"]:
+        chunks = [text(cell.get("source"))] if cell["cell_type"] == "markdown" else [
+            text(o.get("data", {}).get("text/markdown")) for o in cell.get("outputs", [])]
+        for chunk in chunks:
+            for m in re.finditer(r"^#{1,6}\s+(.+?)\s*(\{#([\w-]+)\})?$", chunk, flags=re.M):
+                out.add(m.group(3) or slug(m.group(1)))
+    return out
+
+
+BARE_REPR = re.compile(r"<[\w.]+ (object )?at 0x[0-9a-fA-F]+>|^<Figure size [^>]+>$")
+
+
+def output_problems(cell: dict) -> list:
+    "What is wrong with a processed cell's outputs: errors, tracebacks, bare object reprs."
+    out = []
+    for o in cell.get("outputs", []):
+        if o["output_type"] == "error":
+            out.append(f"an error output ({o.get('ename')}: {o.get('evalue')})")
+        elif o["output_type"] == "stream" and "Traceback (most recent call last)" in text(o.get("text")):
+            out.append("a traceback printed in its output")
+        elif o["output_type"] in ("execute_result", "display_data"):
+            data = o.get("data", {})
+            plain = text(data.get("text/plain")).strip()
+            if set(data) == {"text/plain"} and BARE_REPR.search(plain):
+                out.append(f"a bare object repr as its output: {plain[:80]}")
+    return out
+
+
+def module_names(module: str) -> dict:
+    "The functions and classes a module exports (its `__all__`), by name."
+    import importlib
+    mod = importlib.import_module(f"llm_from_scratch.{module}")
+    return {n: getattr(mod, n) for n in getattr(mod, "__all__", [])
+            if callable(getattr(mod, n)) and getattr(getattr(mod, n), "__module__", None) == mod.__name__}
+
+
+def param_names(obj) -> list:
+    "The parameters show_doc lists for a function or class (no self, no *args/**kwargs markers)."
+    import inspect
+    try: sig = inspect.signature(obj)
+    except (TypeError, ValueError): return []
+    return [p for p in sig.parameters if p != "self"]
+
+
+def showdoc_problems(nb: dict, module: str) -> list:
+    "Exported functions and classes without a show_doc entry that has their docstring and their parameters."
+    import inspect
+    entries = {}
+    for cell in nb["cells"]:
+        for o in cell.get("outputs", []):
+            md = text(o.get("data", {}).get("text/markdown"))
+            m = re.search(r"^#{2,4} (\S+)\s*$", md, flags=re.M)
+            if m and "```python" in md: entries[m.group(1)] = md
+    out = []
+    for name, obj in module_names(module).items():
+        doc = inspect.getdoc(obj) or ""
+        entry = entries.get(name)
+        if not doc.strip(): out.append(f"`{name}` has no docstring")
+        elif entry is None: out.append(f"`{name}` has no show_doc entry")
+        else:
+            flat = " ".join(entry.split())
+            if " ".join(doc.split()) not in flat: out.append(f"`{name}`'s show_doc entry lacks its docstring")
+            missing = [p for p in param_names(obj) if not re.search(rf"\b{re.escape(p)}\b", entry)]
+            if missing: out.append(f"`{name}`'s show_doc entry lacks its parameters {missing}")
+    return out
+
+
+def undescribed_parameters(modules) -> tuple[int, list]:
+    "How many parameters the exported functions and classes of `modules` have, and those without a docment comment."
+    from fastcore.docments import docments
+    total, missing = 0, []
+    for module in modules:
+        for name, obj in module_names(module).items():
+            try: docs = docments(obj, full=True)
+            except Exception: continue
+            for p, d in docs.items():
+                if p in ("self", "return"): continue
+                total += 1
+                if not d.get("docment"): missing.append(f"{module}.{name}({p})")
+    return total, missing
+
+
+LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)|<img [^>]*src=\"([^\"]+)\"")
+
+
+def link_problems(nb: dict, pages: dict, cache: Path) -> list:
+    "Broken images and links in a processed notebook's markdown: missing files, pages or anchors."
+    out, own = [], anchors(nb)
+    for cell in nb["cells"]:
+        if cell["cell_type"] != "markdown": continue
+        src = re.sub(r"```.*?```|`[^`\n]*`", "", text(cell.get("source")), flags=re.S)  # not in code
+        for m in LINK.finditer(src):
+            target = m.group(1) or m.group(2)
+            is_image = m.group(0).startswith(("!", "<img"))
+            if target.startswith(("mailto:", "data:")): continue
+            if target.startswith(SITE_URL): target = target[len(SITE_URL):].lstrip("/") or "index.html"
+            elif re.match(r"https?://", target): continue
+            file, _, anchor = target.partition("#")
+            if is_image:
+                if not (cache / file).exists(): out.append(f"image {target} does not exist")
+            elif not file:
+                if anchor not in own: out.append(f"link {target}: no such heading on this page")
+            elif file in pages:
+                if anchor and anchor not in pages[file]: out.append(f"link {target}: no such heading on that page")
+            elif not (cache / file).exists():
+                out.append(f"link {target} points at no page")
+    return out
+
+
+SOLUTION_OPEN = re.compile(r'^:::\s*\{\.callout-\w+[^}]*collapse="true"[^}]*title="([^"]+)"[^}]*\}\s*$')
+
+
+def fenced(cells: list) -> tuple[list, list]:
+    "The code cells inside collapsed callouts (a markdown cell opening `::: {.callout-* collapse=\"true\"}`, then a `:::`), and fence errors."
+    inside, found, errors = None, [], []
+    for cell in cells:
+        src = text(cell.get("source")).strip()
+        if cell["cell_type"] != "markdown":
+            if inside is not None and cell["cell_type"] == "code": found.append((inside, cell))
+            continue
+        if SOLUTION_OPEN.match(src):
+            if inside is not None: errors.append("a collapsed callout opens inside another")
+            inside = SOLUTION_OPEN.match(src).group(1)
+        elif src == ":::":
+            if inside is None: errors.append("a ':::' closes no callout")
+            inside = None
+    if inside is not None: errors.append("a collapsed callout is never closed")
+    return found, errors
+
+
+def chapter_problems(nb: dict) -> list:
+    "What a chapter page must have: an opening that says what it builds and what it follows, exercises with solutions."
+    out, cells = [], nb["cells"]
+    opening = " ".join(text(c.get("source")) for c in cells[:4] if c["cell_type"] == "markdown")
+    if "**You build**" not in opening or "**It follows**" not in opening:
+        out.append("the opening lacks '**You build**' and '**It follows**'")
+    heads = [i for i, c in enumerate(cells) if c["cell_type"] == "markdown" and text(c.get("source")).startswith("## ")]
+    last = heads[-1] if heads else None
+    if last is None or not text(cells[last]["source"]).startswith("## Exercises"):
+        out.append("the last section is not '## Exercises'")
+        return out
+    rest = cells[last:]
+    exercises = [c for c in rest if c["cell_type"] == "markdown" and re.search(r"^### Exercise", text(c["source"]), re.M)]
+    solutions, errors = fenced(rest)
+    out += errors
+    if not exercises: out.append("the Exercises section has no '### Exercise' heading")
+    if len([s for s in solutions if s[0] == "Solution"]) < len(exercises):
+        out.append(f"{len(exercises)} exercises but {len(solutions)} collapsed solutions")
+    return out
+
+
+def check(cache: Path, nbs: Path = NBS) -> list:
+    "Every problem found in the processed notebooks in `cache` against their sources in `nbs`, as lines of text."
+    problems, pages, processed = [], {}, {}
+    for src in sorted(nbs.glob("*.ipynb")):
+        dst = cache / src.name
+        if not dst.exists():
+            problems.append(f"{src.name}: nbdev's processing made no page"); continue
+        processed[src] = read_nb(dst)
+        fm = frontmatter(processed[src])
+        if not fm.get("title"): problems.append(f"{src.name}: no title in its frontmatter")
+        page = fm.get("output-file", src.with_suffix(".html").name)
+        pages[src.name] = pages[page] = anchors(processed[src])
+    for src, nb in processed.items():
+        source = read_nb(src)
+        where = src.name
+        module = next((m.group(1) for c in source["cells"]
+                       for m in [re.match(r"#\|\s*default_exp\s+(\S+)", text(c["source"]))] if m), None)
+        by_id = {c.get("id"): c for c in nb["cells"]}
+        for cell in source["cells"]:
+            d = directives(text(cell["source"])) if cell["cell_type"] == "code" else {}
+            if d.keys() & {"hide", "export", "exporti", "default_exp"} and not d.keys() & {"exports"}:
+                left = by_id.get(cell.get("id"))
+                if left is not None and text(left.get("source")).strip():
+                    problems.append(f"{where}: cell {cell.get('id')} ({', '.join(d)}) is still on the page")
+        for cell in nb["cells"]:
+            problems += [f"{where}: cell {cell.get('id')} has {p}" for p in output_problems(cell)]
+        if module and module != "__main__":
+            problems += [f"{where}: {p}" for p in showdoc_problems(nb, module)]
+        problems += [f"{where}: {p}" for p in link_problems(nb, pages, cache)]
+        if re.match(r"\d\d_", src.name):
+            problems += [f"{where}: {p}" for p in chapter_problems(nb)]
+    return problems
+
+
+# --------------------------------------------------------------------------------------------------------- preview
+
+TEMPLATE = r"""{%- extends 'lab/index.html.j2' -%}
+{%- block html_head_js_requirejs -%}{%- endblock html_head_js_requirejs -%}
+{%- block html_head_css -%}<style>{{ resources.site_css }}</style>{%- endblock html_head_css -%}
+{%- block body_header -%}
+<body class="jp-Notebook" data-jp-theme-light="true" data-jp-theme-name="JupyterLab Light">
+<nav class="site-nav">{{ resources.site_nav }}</nav>
+<main class="site-main">
+<p class="preview-note">{{ resources.preview_note }}</p>
+<h1 class="page-title">{{ resources.page_title | e }}</h1>
+{%- if resources.page_description %}<p class="page-description">{{ resources.page_description | e }}</p>{% endif -%}
+{%- endblock body_header -%}
+{% block codecell -%}
+{%- if cell.metadata.get('preview_callout') -%}
+<details class="callout"><summary>{{ cell.metadata.preview_callout | e }}</summary>
+{{ super() }}
+</details>
+{%- else -%}{{ super() }}{%- endif -%}
+{%- endblock codecell %}
+{% block input_group -%}
+{%- if cell.metadata.get('preview_echo') == 'false' -%}
+{%- elif cell.metadata.get('preview_fold') -%}
+<details class="fold" {{ 'open' if cell.metadata.preview_fold == 'show' else '' }}><summary>{{ cell.metadata.preview_summary | e }}</summary>
+{{ super() }}
+</details>
+{%- else -%}{{ super() }}{%- endif -%}
+{%- endblock input_group %}
+{% block in_prompt -%}{%- endblock in_prompt %}
+"""
+
+CSS = """
+body { margin: 0; }
+.site-nav { position: fixed; top: 0; left: 0; bottom: 0; width: 15rem; overflow-y: auto; padding: 1rem;
+  background: #f6f8fa; border-right: 1px solid #ddd; font: 14px/1.5 system-ui, sans-serif; box-sizing: border-box; }
+.site-nav .site-title { font-weight: 700; font-size: 16px; display: block; margin-bottom: .8rem; color: #2780e3; }
+.site-nav a { display: block; color: #333; text-decoration: none; padding: .15rem .4rem; border-radius: 4px; }
+.site-nav a.current { background: #2780e3; color: white; }
+.site-main { margin-left: 15rem; max-width: 58rem; padding: 1rem 2rem; }
+.preview-note { font: 13px system-ui, sans-serif; background: #fff8e1; border: 1px solid #f0d58c; padding: .4rem .7rem;
+  border-radius: 4px; }
+.page-title { font: 700 2.1rem system-ui, sans-serif; margin: 1rem 0 .3rem; }
+.page-description { font: 1.1rem system-ui, sans-serif; color: #555; margin-top: 0; }
+details.callout { border: 1px solid #cfe3d6; border-left: 4px solid #3fb618; border-radius: 4px; margin: .3rem 0 1rem;
+  padding: .2rem .6rem; }
+details.callout > summary { cursor: pointer; font: 600 14px system-ui, sans-serif; color: #2d7a14; padding: .3rem 0; }
+details.fold > summary { cursor: pointer; font: 13px system-ui, sans-serif; color: #2780e3; padding: .2rem 0; }
+.jp-InputPrompt, .jp-OutputPrompt { display: none !important; }
+.jp-Cell { padding: 0 !important; margin-bottom: .4rem; }
+.jp-RenderedHTMLCommon pre { background: #f5f5f5; padding: .5rem .7rem; margin: .4rem 0 1rem; border-radius: 4px; }
+"""
+
+
+def _preview_cell(cell: dict, pages: dict) -> dict | None:
+    "A processed cell made ready for nbconvert: directives read and removed, links to notebooks made links to pages."
+    src = text(cell.get("source"))
+    if not src.strip(): return None
+    if cell["cell_type"] == "raw": return None  # the frontmatter: shown as the page's title and description
+    if cell["cell_type"] == "markdown":
+        for nb_name, page in pages.items():
+            src = src.replace(f"]({nb_name}", f"]({page}")
+        src = src.replace(f"]({SITE_URL}/", "](")
+        return {**cell, "source": src}
+    d = directives(src)
+    if d.get("include") == "false": return None
+    meta = dict(cell.get("metadata", {}))
+    if d.get("echo") == "false": meta["preview_echo"] = "false"
+    if d.get("code-fold") in ("true", "show"):
+        meta["preview_fold"] = d["code-fold"]
+        meta["preview_summary"] = d.get("code-summary", "Code").strip("\"'")
+    body = "\n".join(line for line in src.splitlines() if not line.startswith("#|"))
+    return {**cell, "source": body, "metadata": meta}
+
+
+def sidebar_pages() -> list:
+    "The notebooks in the order of the sidebar nbdev wrote (nbs/sidebar.yml)."
+    import yaml
+    found = []
+
+    def walk(items):
+        for it in items:
+            if isinstance(it, str): found.append(it)
+            elif isinstance(it, dict): walk(it.get("contents", []))
+    walk(yaml.safe_load((NBS / "sidebar.yml").read_text())["website"]["sidebar"]["contents"])
+    return found
+
+
+def preview(cache: Path, out: Path) -> list:
+    "Render every processed notebook in `cache` to an HTML page in `out`, with a sidebar; return the pages written."
+    from jinja2 import DictLoader
+    from nbconvert import HTMLExporter
+    import nbformat
+    out.mkdir(parents=True, exist_ok=True)
+    order = sidebar_pages()
+    nbs = {name: read_nb(cache / name) for name in order}
+    fms = {name: frontmatter(nb) for name, nb in nbs.items()}
+    pages = {name: fms[name].get("output-file", Path(name).with_suffix(".html").name) for name in order}
+    exporter = HTMLExporter(template_name="lab", extra_loaders=[DictLoader({"preview.j2": TEMPLATE})],
+                            template_file="preview.j2")
+    written = []
+    for name in order:
+        nav = [f'<a class="site-title" href="index.html">{html.escape(fms["index.ipynb"].get("title", "Home"))}</a>']
+        for other in order:
+            label = fms[other].get("title", other) if other != "index.ipynb" else "Home"
+            num = re.match(r"(\d\d)_", other)
+            label = (f"{num.group(1)} · {label}" if num else label).replace("`", "")
+            current = ' class="current"' if other == name else ""
+            nav.append(f'<a href="{pages[other]}"{current}>{html.escape(label)}</a>')
+        nb = dict(nbs[name])
+        callouts = {cell.get("id"): title for title, cell in fenced(nb["cells"])[0] if cell.get("id")}
+        cells = []
+        for c in nb["cells"]:
+            src = text(c.get("source")).strip()
+            if c["cell_type"] == "markdown" and (SOLUTION_OPEN.match(src) or src == ":::"): continue   # fences: see below
+            c = _preview_cell(c, pages)
+            if c is None: continue
+            if c.get("id") in callouts: c["metadata"] = {**c["metadata"], "preview_callout": callouts[c["id"]]}
+            cells.append(c)
+        nb["cells"] = cells
+        for c in nb["cells"]:
+            c.pop("has_sd", None); c["metadata"].pop("execution", None)
+        node = nbformat.reads(json.dumps(nb), as_version=4)
+        body, _ = exporter.from_notebook_node(node, resources={
+            "site_css": CSS, "site_nav": "\n".join(nav), "preview_note": PREVIEW_NOTE,
+            "page_title": fms[name].get("title", name), "page_description": fms[name].get("description", "")})
+        (out / pages[name]).write_text(body, encoding="utf-8")
+        written.append(out / pages[name])
+    if (cache / "images").exists(): shutil.copytree(cache / "images", out / "images", dirs_exist_ok=True)
+    return written
+
+
+def screenshots(site: Path, dest: Path, pages=(("index.html", "site_home.png"), ("attention.html", "site_chapter.png"))):
+    "Photograph pages of a preview with headless Chromium (no network: only the preview's own files load)."
+    from playwright.sync_api import sync_playwright
+    exe = chromium()
+    shots = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=exe, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.route("**/*", lambda r: r.continue_() if r.request.url.startswith("file:") else r.abort())
+        for html_name, png in pages:
+            page.goto((site / html_name).as_uri())
+            page.screenshot(path=str(dest / png))
+            shots.append(dest / png)
+        browser.close()
+    return shots
+
+
+def chromium() -> str:
+    "The path of $LLMFS_CHROMIUM, Chromium or Chrome, or a RuntimeError that says none was found."
+    for name in (os.environ.get("LLMFS_CHROMIUM"), "chromium", "chromium-browser", "google-chrome"):
+        if name and shutil.which(name): return shutil.which(name)
+    raise RuntimeError("no chromium found: on Debian, apt-get install -y chromium")
+
+
+def main(argv):
+    what = argv[1] if len(argv) > 1 else "check"
+    if what not in ("check", "preview", "screenshots"): raise SystemExit(__doc__)
+    cache = process()
+    problems = check(cache)
+    for p in problems: print("docs:", p)
+    print(f"{len(problems)} problems in {len(list(cache.glob('*.ipynb')))} processed notebooks ({cache})")
+    modules = [m.group(1) for f in sorted(NBS.glob("[0-9][0-9]_*.ipynb"))
+               for m in [re.search(r"#\|\s*default_exp\s+(\w+)", f.read_text(encoding="utf-8"))] if m and m.group(1) != "__main__"]
+    total, missing = undescribed_parameters(modules)
+    print(f"not a problem, a to-do: {len(missing)} of the {total} parameters of exported functions and classes have no "
+          f"description of their own (a comment after the parameter), so their docs entry shows only name, type and default")
+    if what == "check": return 1 if problems else 0
+    out = Path(argv[2]) if len(argv) > 2 and what == "preview" else ROOT / "_preview"
+    shutil.rmtree(out, ignore_errors=True)
+    written = preview(cache, out)
+    print(f"preview: {len(written)} pages, open {out / 'index.html'}")
+    if what == "screenshots":
+        for shot in screenshots(out, NBS / "images"): print("screenshot:", shot)
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
