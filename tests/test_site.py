@@ -56,12 +56,22 @@ def broken_copy(tmp_path):
     links = {"cell_type": "markdown", "id": "bad00002", "metadata": {}, "source":
              "![a plot](images/no_such.png) [gone](99_nothing.ipynb) [here](#no-such-heading) "
              "[there](01_attention.ipynb#no-such-heading) [fine](02_gpt_model.ipynb#the-gpt-model)"}
+    bad["outputs"].append({"output_type": "stream", "name": "stderr", "text": "Traceback (most recent call last):\n  boom"})
     cells[5:5] = [bad, links]
+    opening = next(i for i, c in enumerate(cells) if site.text(c.get("source")).startswith("**You build**"))
+    del cells[opening]                                                           # no opening
     exercises = next(i for i, c in enumerate(cells) if site.text(c.get("source")).startswith("## Exercises"))
     del cells[exercises:]                                                        # no exercises at the end
     cells.append(copy.deepcopy(hidden))                                          # a hidden cell left on the page
+    cells.append({**copy.deepcopy(hidden), "id": "bad00003", "source": site.cell_code(site.text(hidden["source"]))})  # its code shown
     (cache / "02_gpt_model.ipynb").write_text(json.dumps(processed), encoding="utf-8")
     return nbs, cache
+
+
+def hidden_id(nbs):
+    "The id of notebook 02's first hidden code cell (the one broken_copy shows again)."
+    source = site.read_nb(nbs / "02_gpt_model.ipynb")
+    return next(c["id"] for c in source["cells"] if c["cell_type"] == "code" and "hide" in site.directives(site.text(c["source"])))
 
 
 def test_the_checks_find_each_kind_of_problem(built, tmp_path):
@@ -72,8 +82,10 @@ def test_the_checks_find_each_kind_of_problem(built, tmp_path):
                      "image images/no_such.png does not exist", "link 99_nothing.ipynb points at no page",
                      "link #no-such-heading: no such heading on this page",
                      "link 01_attention.ipynb#no-such-heading: no such heading on that page",
-                     "the last section is not '## Exercises'"]:
+                     "the last section is not '## Exercises'", "a traceback printed in its output",
+                     "the opening lacks '**You build**' and '**It follows**'"]:
         assert expected in problems, f"{expected!r} not reported in:\n{problems}"
+    assert f"the code of hidden cell {hidden_id(nbs)}" in problems, problems
     assert "the-gpt-model" not in problems                     # a good link is not reported
     assert not [p for p in site.check(cache, nbs) if not p.startswith("02_gpt_model")]   # nor are the untouched pages
 
@@ -88,7 +100,7 @@ def test_solutions_are_collapsed_callouts():
     assert site.fenced([md(":::")])[1] == ["a ':::' closes no callout"]
     chapter = {"cells": [md("**You build** x. **It follows** y."), md("## Exercises"), md("### Exercise 1"), code,
                          md("### Exercise 2"), opening, code, md(":::")]}
-    assert site.chapter_problems(chapter) == ["2 exercises but 1 collapsed solutions"]
+    assert site.chapter_problems(chapter) == ["'Exercise 1' has no collapsed solution"]
 
 
 def test_quarto_anchors_and_directives():
@@ -125,7 +137,8 @@ def test_the_preview_in_a_browser(built, tmp_path):
             assert page.locator(".site-nav a.current").count() == 1
             assert "**You build**" not in page.content() and page.get_by_text("You build", exact=True).count() == 1, name
             solutions = page.locator("details.callout", has=page.locator("summary", has_text="Solution"))
-            assert solutions.count() >= 1, f"{name}: no solutions"
+            exercises = page.locator("h3", has_text=re.compile(r"^Exercise")).count()
+            assert exercises >= 1 and solutions.count() >= exercises, f"{name}: {exercises} exercises, {solutions.count()} solutions"
             assert page.locator("details.callout[open]").count() == 0, f"{name}: a solution is open"
             first = solutions.first
             assert not first.locator("pre").first.is_visible()             # the code and its output stay hidden...

@@ -73,25 +73,32 @@ def frontmatter(nb: dict) -> dict:
 
 
 def slug(heading: str) -> str:
-    "The anchor Quarto gives a markdown heading."
-    s = re.sub(r"[`*]|\[([^\]]*)\]\([^)]*\)", r"\1", heading.strip().lower())
-    s = re.sub(r"[^\w\- .]", "", s)
-    return re.sub(r"\s+", "-", s.strip()).strip(".")
+    "The anchor Quarto (pandoc) gives a markdown heading: formatting gone, lower case, spaces to hyphens, from the first letter."
+    s = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", heading.strip())
+    s = re.sub(r"[`*]", "", s).lower()
+    s = re.sub(r"[^\w\-. ]", "", s)
+    s = re.sub(r"\s+", "-", s.strip())
+    s = re.sub(r"^[^a-z]+", "", s)
+    return s or "section"
 
 
 def anchors(nb: dict) -> set:
     "Every anchor a processed notebook's page will have: its headings and the show_doc entries."
-    out = set()
+    out, seen = set(), {}
     for cell in nb["cells"]:
         chunks = [text(cell.get("source"))] if cell["cell_type"] == "markdown" else [
             text(o.get("data", {}).get("text/markdown")) for o in cell.get("outputs", [])]
         for chunk in chunks:
+            chunk = re.sub(r"^```.*?^```", "", chunk, flags=re.M | re.S)   # a `# comment` in a code block is no heading
             for m in re.finditer(r"^#{1,6}\s+(.+?)\s*(\{#([\w-]+)\})?$", chunk, flags=re.M):
-                out.add(m.group(3) or slug(m.group(1)))
+                anchor = m.group(3) or slug(m.group(1))
+                if anchor in seen: seen[anchor] += 1; anchor = f"{anchor}-{seen[anchor]}"   # pandoc numbers repeats
+                else: seen[anchor] = 0
+                out.add(anchor)
     return out
 
 
-BARE_REPR = re.compile(r"<[\w.]+ (object )?at 0x[0-9a-fA-F]+>|^<Figure size [^>]+>$")
+BARE_REPR = re.compile(r"<[^<>\n]* at 0x[0-9a-fA-F]+>|^<(Figure size|Axes:|matplotlib\.)[^\n]*>$", flags=re.M)
 
 
 def output_problems(cell: dict) -> list:
@@ -102,6 +109,8 @@ def output_problems(cell: dict) -> list:
             out.append(f"an error output ({o.get('ename')}: {o.get('evalue')})")
         elif o["output_type"] == "stream" and "Traceback (most recent call last)" in text(o.get("text")):
             out.append("a traceback printed in its output")
+        elif o["output_type"] == "stream" and BARE_REPR.search(text(o.get("text"))):
+            out.append(f"a bare object repr printed: {BARE_REPR.search(text(o.get('text'))).group(0)[:80]}")
         elif o["output_type"] in ("execute_result", "display_data"):
             data = o.get("data", {})
             plain = text(data.get("text/plain")).strip()
@@ -224,13 +233,22 @@ def chapter_problems(nb: dict) -> list:
         out.append("the last section is not '## Exercises'")
         return out
     rest = cells[last:]
-    exercises = [c for c in rest if c["cell_type"] == "markdown" and re.search(r"^### Exercise", text(c["source"]), re.M)]
-    solutions, errors = fenced(rest)
-    out += errors
-    if not exercises: out.append("the Exercises section has no '### Exercise' heading")
-    if len([s for s in solutions if s[0] == "Solution"]) < len(exercises):
-        out.append(f"{len(exercises)} exercises but {len(solutions)} collapsed solutions")
+    starts = [i for i, c in enumerate(rest) if c["cell_type"] == "markdown" and re.match(r"### Exercise", text(c["source"]))]
+    out += fenced(rest)[1]
+    if not starts: out.append("the Exercises section has no '### Exercise' heading")
+    for a, b in zip(starts, starts[1:] + [len(rest)]):
+        if not [s for s in fenced(rest[a:b])[0] if s[0] == "Solution"]:
+            title = text(rest[a]["source"]).splitlines()[0].lstrip("# ")
+            out.append(f"'{title}' has no collapsed solution")
     return out
+
+
+HIDDEN = {"hide", "export", "exporti", "default_exp"}   # directives whose cells nbdev keeps off the page
+
+
+def cell_code(source: str) -> str:
+    "A cell's code without its `#|` directive lines, stripped."
+    return "\n".join(line for line in source.splitlines() if not line.startswith("#|")).strip()
 
 
 def check(cache: Path, nbs: Path = NBS) -> list:
@@ -250,16 +268,19 @@ def check(cache: Path, nbs: Path = NBS) -> list:
         where = src.name
         module = next((m.group(1) for c in source["cells"]
                        for m in [re.match(r"#\|\s*default_exp\s+(\S+)", text(c["source"]))] if m), None)
-        by_id = {c.get("id"): c for c in nb["cells"]}
+        shown = {cell_code(text(c.get("source"))): c for c in nb["cells"] if c["cell_type"] == "code" and cell_code(text(c.get("source")))}
+        for cell in nb["cells"]:   # nbdev drops these directives' cells; one left on a page still carries them
+            d = directives(text(cell.get("source"))) if cell["cell_type"] == "code" else {}
+            if d.keys() & HIDDEN and not d.keys() & {"exports"}:
+                problems.append(f"{where}: cell {cell.get('id')} ({', '.join(d)}) is still on the page")
         for cell in source["cells"]:
             d = directives(text(cell["source"])) if cell["cell_type"] == "code" else {}
-            if d.keys() & {"hide", "export", "exporti", "default_exp"} and not d.keys() & {"exports"}:
-                left = by_id.get(cell.get("id"))
-                if left is not None and text(left.get("source")).strip():
-                    problems.append(f"{where}: cell {cell.get('id')} ({', '.join(d)}) is still on the page")
+            left = shown.get(cell_code(text(cell["source"])))
+            if d.keys() & HIDDEN and not d.keys() & {"exports"} and left is not None and not directives(text(left.get("source"))).keys() & HIDDEN:
+                problems.append(f"{where}: the code of hidden cell {cell.get('id')} ({', '.join(d)}) is on the page")
         for cell in nb["cells"]:
             problems += [f"{where}: cell {cell.get('id')} has {p}" for p in output_problems(cell)]
-        if module and module != "__main__":
+        if module:
             problems += [f"{where}: {p}" for p in showdoc_problems(nb, module)]
         problems += [f"{where}: {p}" for p in link_problems(nb, pages, cache)]
         if re.match(r"\d\d_", src.name):
@@ -328,7 +349,7 @@ def _preview_cell(cell: dict, pages: dict) -> dict | None:
     if cell["cell_type"] == "markdown":
         for nb_name, page in pages.items():
             src = src.replace(f"]({nb_name}", f"]({page}")
-        src = src.replace(f"]({SITE_URL}/", "](")
+        src = re.sub(rf"\]\({re.escape(SITE_URL)}/([\w-]+\.html[^)\s]*)\)", r"](\1)", src)   # its pages: the preview's
         return {**cell, "source": src}
     d = directives(src)
     if d.get("include") == "false": return None
@@ -392,6 +413,8 @@ def preview(cache: Path, out: Path) -> list:
         body, _ = exporter.from_notebook_node(node, resources={
             "site_css": CSS, "site_nav": "\n".join(nav), "preview_note": PREVIEW_NOTE,
             "page_title": fms[name].get("title", name), "page_description": fms[name].get("description", "")})
+        # Quarto's heading ids are lower case (pandoc's rules); nbconvert keeps the heading's case
+        body = re.sub(r'(<h[1-6][^>]*\bid="|<a class="anchor-link" href="#)([^"]+)"', lambda m: m[1] + m[2].lower() + '"', body)
         (out / pages[name]).write_text(body, encoding="utf-8")
         written.append(out / pages[name])
     if (cache / "images").exists(): shutil.copytree(cache / "images", out / "images", dirs_exist_ok=True)
@@ -430,7 +453,7 @@ def main(argv):
     for p in problems: print("docs:", p)
     print(f"{len(problems)} problems in {len(list(cache.glob('*.ipynb')))} processed notebooks ({cache})")
     modules = [m.group(1) for f in sorted(NBS.glob("[0-9][0-9]_*.ipynb"))
-               for m in [re.search(r"#\|\s*default_exp\s+(\w+)", f.read_text(encoding="utf-8"))] if m and m.group(1) != "__main__"]
+               for m in [re.search(r"#\|\s*default_exp\s+(\w+)", f.read_text(encoding="utf-8"))] if m]
     total, missing = undescribed_parameters(modules)
     print(f"not a problem, a to-do: {len(missing)} of the {total} parameters of exported functions and classes have no "
           f"description of their own (a comment after the parameter), so their docs entry shows only name, type and default")
