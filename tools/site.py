@@ -310,10 +310,6 @@ TEMPLATE = r"""{%- extends 'lab/index.html.j2' -%}
 {%- endblock codecell %}
 {% block input_group -%}
 {%- if cell.metadata.get('preview_echo') == 'false' -%}
-{%- elif cell.metadata.get('preview_fold') -%}
-<details class="fold" {{ 'open' if cell.metadata.preview_fold == 'show' else '' }}><summary>{{ cell.metadata.preview_summary | e }}</summary>
-{{ super() }}
-</details>
 {%- else -%}{{ super() }}{%- endif -%}
 {%- endblock input_group %}
 {% block in_prompt -%}{%- endblock in_prompt %}
@@ -334,7 +330,6 @@ body { margin: 0; }
 details.callout { border: 1px solid #cfe3d6; border-left: 4px solid #3fb618; border-radius: 4px; margin: .3rem 0 1rem;
   padding: .2rem .6rem; }
 details.callout > summary { cursor: pointer; font: 600 14px system-ui, sans-serif; color: #2d7a14; padding: .3rem 0; }
-details.fold > summary { cursor: pointer; font: 13px system-ui, sans-serif; color: #2780e3; padding: .2rem 0; }
 .jp-InputPrompt, .jp-OutputPrompt { display: none !important; }
 .jp-Cell { padding: 0 !important; margin-bottom: .4rem; }
 .jp-RenderedHTMLCommon pre { background: #f5f5f5; padding: .5rem .7rem; margin: .4rem 0 1rem; border-radius: 4px; }
@@ -355,9 +350,6 @@ def _preview_cell(cell: dict, pages: dict) -> dict | None:
     if d.get("include") == "false": return None
     meta = dict(cell.get("metadata", {}))
     if d.get("echo") == "false": meta["preview_echo"] = "false"
-    if d.get("code-fold") in ("true", "show"):
-        meta["preview_fold"] = d["code-fold"]
-        meta["preview_summary"] = d.get("code-summary", "Code").strip("\"'")
     body = "\n".join(line for line in src.splitlines() if not line.startswith("#|"))
     return {**cell, "source": body, "metadata": meta}
 
