@@ -6,8 +6,8 @@ Docs: https://llm-from-scratch.github.io/llm-from-scratch/gpt_model.html.md"""
 
 # %% auto #0
 __all__ = ['GPT_CONFIG_124M', 'GPT_CONFIG_355M', 'GPT_CONFIG_774M', 'GPT_CONFIG_1558M', 'GPT_CONFIG_TINY', 'GPT_CONFIG_SMALL',
-           'GPT_CONFIGS', 'check_config', 'LayerNorm', 'GELU', 'FeedForward', 'TransformerBlock', 'GPTModel',
-           'load_book_state_dict', 'check_token_ids', 'generate_text_simple', 'KVCache', 'NextTokenLogits',
+           'GPT_CONFIGS', 'check_config', 'LayerNorm', 'GELU', 'FeedForward', 'TransformerBlock', 'GPTModel', 'is_mask',
+           'without_masks', 'with_masks', 'check_token_ids', 'generate_text_simple', 'KVCache', 'NextTokenLogits',
            'generate_text_simple_cached', 'flops_per_token']
 
 # %% ../nbs/02_gpt_model.ipynb #0d428eef
@@ -132,17 +132,20 @@ class GPTModel(nn.Module):
         return self.out_head(x)  # (batch, seq_len, vocab_size)
 
 # %% ../nbs/02_gpt_model.ipynb #72ba20d8
-def load_book_state_dict(
-    model:GPTModel, # a model of the same config
-    state_dict:dict, # saved by the book's code: `torch.load("model.pth", weights_only=True)`
-):
-    "Load a state dict saved by the book's code (with its `.att.mask` buffers) into `model`; every weight must match."
-    masks = {k for k in state_dict if k.endswith(".att.mask")}
-    n = model.cfg["context_length"]
-    for k in masks:
-        if tuple(state_dict[k].shape) != (n, n):
-            raise ValueError(f"{k} has shape {tuple(state_dict[k].shape)}: it was saved with another context_length than this model's {n}")
-    return model.load_state_dict({k: v for k, v in state_dict.items() if k not in masks}, strict=True)
+def is_mask(name:str) -> bool:
+    "Whether a state-dict key names a causal-mask buffer (`...att.mask`), which a model rebuilds from its config."
+    return name == "mask" or name.endswith(".att.mask")
+
+def without_masks(state_dict:dict) -> dict:
+    "The state dict without its causal masks: the weights alone, as the course's checkpoints store them."
+    return {k: v for k, v in state_dict.items() if not is_mask(k)}
+
+def with_masks(
+    model:nn.Module, # supplies the masks the state dict lacks
+    state_dict:dict, # weights, with or without masks
+) -> dict:
+    "`state_dict` with `model`'s own causal mask for every mask it lacks, ready for a strict `load_state_dict`."
+    return {**{k: v for k, v in model.state_dict().items() if is_mask(k)}, **state_dict}
 
 # %% ../nbs/02_gpt_model.ipynb #9857e8c6
 def check_token_ids(idx:torch.Tensor, vocab_size:int) -> torch.Tensor:

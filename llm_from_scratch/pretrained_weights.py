@@ -18,8 +18,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from .attention import MultiHeadAttention
-from .gpt_model import GPTModel, check_config
+from .gpt_model import GPTModel, check_config, without_masks
 from .pretraining import CheckpointError, check_tensor_shapes, unshare
 from .text_data import DownloadError, atomic_path, atomic_write, sha256sum
 
@@ -157,12 +156,13 @@ def empty_gpt(cfg:dict) -> GPTModel:
 def load_weights_into_gpt(gpt:GPTModel, state_dict:dict[str, torch.Tensor], tie:bool=True) -> GPTModel:
     "Make the tensors of a book-style `state_dict` `gpt`'s parameters (no copy), tying the output head if `tie`."
     if tie: tie_output_head(gpt)
+    n, device = gpt.cfg["context_length"], state_dict["tok_emb.weight"].device
+    masks = {f"trf_blocks.{i}.att.mask": torch.triu(torch.ones(n, n, device=device), diagonal=1)   # where the weights are
+             for i in range(gpt.cfg["n_layers"])}
+    state_dict = {**masks, **without_masks(state_dict)}   # GPT-2's files carry no masks; the book's carry their own
     check_tensor_shapes(gpt, state_dict, "the state dict")
     gpt.load_state_dict(state_dict, strict=True, assign=True)
     if tie: gpt.out_head.weight = gpt.tok_emb.weight   # assign=True gave the head a parameter of its own
-    n, device = gpt.cfg["context_length"], gpt.tok_emb.weight.device
-    for m in gpt.modules():   # the masks are not in the state dict: build them where the weights are
-        if isinstance(m, MultiHeadAttention): m.mask = torch.triu(torch.ones(n, n, device=device), diagonal=1)
     return gpt
 
 # %% ../nbs/04_pretrained_weights.ipynb #78926ebb

@@ -29,7 +29,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .gpt_model import GPTModel, NextTokenLogits, check_config, generate_text_simple, generate_text_simple_cached
+from .gpt_model import GPTModel, NextTokenLogits, check_config, generate_text_simple, generate_text_simple_cached, with_masks, without_masks
 from .text_data import atomic_path, atomic_write, sha256sum
 
 # %% ../nbs/03_pretraining.ipynb #fef27c0b
@@ -221,8 +221,8 @@ def unshare(tensors:dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return out
 
 def clean_state_dict(model:nn.Module) -> dict[str, torch.Tensor]:
-    "The model's tensors on the CPU, contiguous, named without `torch.compile`'s `_orig_mod.` prefix, none sharing memory."
-    return unshare({name.replace("_orig_mod.", ""): t.detach().to("cpu").contiguous() for name, t in model.state_dict().items()})
+    "The model's tensors on the CPU, contiguous, named without `torch.compile`'s `_orig_mod.` prefix, none sharing memory, without the causal masks."
+    return unshare({name.replace("_orig_mod.", ""): t.detach().to("cpu").contiguous() for name, t in without_masks(model.state_dict()).items()})
 
 # %% ../nbs/03_pretraining.ipynb #6fbfb328
 def _staged(ckpt_dir:Path, name:str) -> Path: return ckpt_dir/f".{name}.new"  # where a save writes `name` first
@@ -310,7 +310,7 @@ def gather_states(model:nn.Module, optimizer=None) -> tuple[dict, dict|None]:
         return clean_state_dict(unwrap_model(model)), (optimizer.state_dict() if optimizer is not None else None)
     from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict, get_optimizer_state_dict
     options = StateDictOptions(full_state_dict=True, cpu_offload=True)  # whole tensors, on rank 0's CPU (the others get none)
-    tensors = unshare({name: t.contiguous() for name, t in get_model_state_dict(model, options=options).items()})
+    tensors = unshare({name: t.contiguous() for name, t in without_masks(get_model_state_dict(model, options=options)).items()})
     if optimizer is None: return tensors, None
     optimizer_state = get_optimizer_state_dict(model, optimizer, options=options)  # (a collective too)
     return tensors, optimizer_state_by_id(optimizer_state) if rank() == 0 else None
@@ -399,6 +399,7 @@ def load_weights(model:nn.Module, path:str|Path):
     if not path.is_file(): raise CheckpointError(f"{path} does not exist")
     try: tensors = load_file(str(path))
     except (SafetensorError, OSError) as e: raise CheckpointError(f"{path} is corrupt or truncated: {e}") from None
+    tensors = with_masks(model, tensors)   # the course's checkpoints leave the causal masks out (notebook 02)
     check_tensor_shapes(model, tensors, str(path))
     if extra := sorted(tensors.keys() - model.state_dict().keys()):
         raise CheckpointError(f"{path} has the tensor {extra[0]!r}, which the model does not have")
