@@ -27,7 +27,7 @@ import torch
 
 from llm_from_scratch.gpt_model import generate_text_simple_cached
 from llm_from_scratch.modern_llms import QWEN_CONFIG_06_B, Qwen3Model, load_hf_weights
-from llm_from_scratch.training_at_scale import FastLinear, cpu_name, use_fast_linear
+from llm_from_scratch.engine.speed import FastLinear, cpu_name, use_fast_linear
 
 
 def hf_qwen3(cfg, dtype):

@@ -28,7 +28,7 @@ from llm_from_scratch.instruction_tuning import format_input, split_data
 from llm_from_scratch.preference_tuning import (PreferenceDataset, add_reference_logprobs, custom_collate_fn, load_preference_data,
                                                 reference_copy, train_dpo, train_model_dpo_simple)
 from llm_from_scratch.text_data import download, get_tokenizer
-from llm_from_scratch.training_at_scale import cpu_name
+from llm_from_scratch.engine.speed import cpu_name
 
 
 def run(way, start, train_data, val_data, tokenizer, device, steps):

@@ -22,7 +22,7 @@ import torch
 from llm_from_scratch.gpt_model import GPT_CONFIG_124M, GPTModel
 from llm_from_scratch.instruction_tuning import generate_response, generate_responses, load_json_entries, split_data
 from llm_from_scratch.text_data import DATA_FILES, download, get_tokenizer
-from llm_from_scratch.training_at_scale import cpu_name
+from llm_from_scratch.engine.speed import cpu_name
 
 
 def main(args):

@@ -23,7 +23,7 @@ import torch
 from llm_from_scratch.gpt_model import GPT_CONFIG_124M, GPTModel
 from llm_from_scratch.lora import replace_linear_with_lora
 from llm_from_scratch.pretraining import calc_loss_batch
-from llm_from_scratch.training_at_scale import cpu_name
+from llm_from_scratch.engine.speed import cpu_name
 
 WAYS = ("full finetuning", "LoRA r=16")
 

@@ -1,7 +1,7 @@
 """GPTModel against transformers' GPT2LMHeadModel, side by side in one process, 124M config, random weights.
 
 Three models with the same weights: the book's GPTModel as chapter 4 builds it (`nn.Linear`, PyTorch's default CPU
-matrix library), the same model as `llmfs` runs it (`use_fast_linear`, notebook 07: oneDNN linear layers where
+matrix library), the same model as `llmfs` runs it (`use_fast_linear`, nbs/engine/00_speed: oneDNN linear layers where
 measured faster on this CPU, else unchanged), and `transformers`' GPT2LMHeadModel.
 
 1. One training step (forward, cross-entropy, backward) at batch 2 x 256 tokens, dropout 0 in all:
@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from llm_from_scratch.gpt_model import GPT_CONFIG_124M, GPTModel, generate_text_simple, generate_text_simple_cached
-from llm_from_scratch.training_at_scale import FastLinear, cpu_name, fast_linear_speedup, use_fast_linear
+from llm_from_scratch.engine.speed import FastLinear, cpu_name, fast_linear_speedup, use_fast_linear
 
 
 def hf_model(cfg, device):

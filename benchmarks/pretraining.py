@@ -24,7 +24,7 @@ import torch
 from llm_from_scratch.gpt_model import GPT_CONFIG_124M, GPTModel
 from llm_from_scratch.pretraining import calc_loss_batch, get_device
 from llm_from_scratch.text_data import create_dataloader_v1, download
-from llm_from_scratch.training_at_scale import cpu_name, use_fast_linear
+from llm_from_scratch.engine.speed import cpu_name, use_fast_linear
 
 
 class HFLogits(torch.nn.Module):

@@ -28,7 +28,7 @@ import torch
 from llm_from_scratch.gpt_model import GPT_CONFIG_124M, GPTModel
 from llm_from_scratch.pretraining import generate_stream, load_model, save_checkpoint
 from llm_from_scratch.text_data import get_tokenizer
-from llm_from_scratch.training_at_scale import cpu_name, use_fast_linear
+from llm_from_scratch.engine.speed import cpu_name, use_fast_linear
 
 
 def stream_server(url, prompt, n):

@@ -1,4 +1,4 @@
-"""Pretraining on text larger than memory (notebook 07): prepare a 50 MB and a 500 MB corpus, then stream one pass over the train windows.
+"""Pretraining on text larger than memory (nbs/engine/02_shards): prepare a 50 MB and a 500 MB corpus, then stream one pass over the train windows.
 
 For each corpus: `prepare_shards` (time, MB/s, peak memory of the main process and of a worker), then one pass over every training
 window through `distributed_loader` (context 256, batch 8), with the process's resident memory sampled during the pass: VmHWM (the peak),
@@ -55,7 +55,7 @@ def make_corpus(folder:Path, size_mb:int, seed:int=0):
 
 
 def step_prepare(corpus:Path, out:Path, workers:int):
-    from llm_from_scratch import training_at_scale as shards
+    from llm_from_scratch.engine import shards
     t0 = time.time()
     index = shards.prepare_shards([corpus], out, workers=workers, progress=False, log=lambda *a: None)
     seconds = time.time() - t0
@@ -69,11 +69,11 @@ def step_prepare(corpus:Path, out:Path, workers:int):
 
 def step_stream(out:Path, context_length:int, batch_size:int, sampler:str):
     import torch
-    from llm_from_scratch import training_at_scale as shards
+    from llm_from_scratch.engine import distributed, shards
     if sampler == "plain":  # torch's own DistributedSampler (a Python list of every window index), for comparison
-        shards.ResumableDistributedSampler = torch.utils.data.distributed.DistributedSampler
+        distributed.ResumableDistributedSampler = torch.utils.data.distributed.DistributedSampler
     base = proc_status()
-    loader = shards.distributed_loader(shards.ShardDataset(out, context_length), batch_size)
+    loader = distributed.distributed_loader(shards.ShardDataset(out, context_length), batch_size)
     loader.sampler.set_epoch(0)
     peak = dict(base)
     t0, n_batches, checksum = time.time(), 0, 0

@@ -290,7 +290,7 @@ def test_a_full_disk_during_a_save_is_one_line_and_keeps_the_previous_checkpoint
     script = ("import errno, sys, torch\n"
               "def full(*a, **k): raise OSError(errno.ENOSPC, 'No space left on device')\n"
               "torch.save = full\n"
-              "from llm_from_scratch.__main__ import main\n"
+              "from llm_from_scratch.engine.cli import main\n"
               f"raise SystemExit(main(['pretrain', '--resume', {str(tmp_path)!r}, '--epochs', '3']))")
     r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)
     assert r.returncode == 1, r.stderr

@@ -14,7 +14,7 @@ pytest.importorskip("fastapi", reason="llmfs serve needs the serve extra (pip in
 
 from llm_from_scratch.instruction_tuning import check_judge, query_model   # noqa: E402
 from llm_from_scratch.modern_llms import load_pretrained, load_tokenizer, stream_reply   # noqa: E402
-from llm_from_scratch.serve import classify_text   # noqa: E402
+from llm_from_scratch.engine.serve import classify_text   # noqa: E402
 from llm_from_scratch.text_data import get_tokenizer   # noqa: E402
 
 

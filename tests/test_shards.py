@@ -1,4 +1,4 @@
-"Text larger than memory (notebook 07): prepare_shards (contents, index, skips, resume), ShardDataset, the sampler, and the command line."
+"Text larger than memory (nbs/engine/02_shards): prepare_shards (contents, index, skips, resume), ShardDataset, the sampler, and the command line."
 import json
 from pathlib import Path
 
@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from llm_from_scratch import training_at_scale as shards
+from llm_from_scratch.engine import shards
 from llm_from_scratch.text_data import download, get_tokenizer
-from llm_from_scratch.training_at_scale import EOT_TOKEN, ShardDataset, distributed_loader, list_text_files, prepare_shards, read_index
+from llm_from_scratch.engine.distributed import distributed_loader
+from llm_from_scratch.engine.shards import EOT_TOKEN, ShardDataset, list_text_files, prepare_shards, read_index
 
 BASE = download("the-verdict.txt").read_text(encoding="utf-8")
 

@@ -1,4 +1,4 @@
-"The hyperparameter search (notebook 07, Optuna): a tiny search, resume, a killed run, pruning, a non-finite loss, two processes, llmfs tune."
+"The hyperparameter search (nbs/engine/03_tuning, Optuna): a tiny search, resume, a killed run, pruning, a non-finite loss, two processes, llmfs tune."
 import json
 import os
 import signal
@@ -13,7 +13,7 @@ from matplotlib.figure import Figure
 from optuna.distributions import CategoricalDistribution
 from optuna.trial import TrialState
 
-from llm_from_scratch import training_at_scale as tune
+from llm_from_scratch.engine import tuning as tune
 from llm_from_scratch.text_data import download
 from llmfs_helpers import llmfs
 
@@ -58,7 +58,7 @@ def test_search_table_plot_and_resume(tmp_path):
 
 KILLED_RUN = """
 import json, pathlib, sys, time
-from llm_from_scratch import training_at_scale as tune
+from llm_from_scratch.engine import tuning as tune
 storage, marker, kw = sys.argv[2], pathlib.Path(sys.argv[3]), json.loads(pathlib.Path(sys.argv[4]).read_text())
 real = tune.train_trial
 def slow(params, text, cfg, trial=None, *args, **kwargs):

@@ -11,6 +11,7 @@ script stops where Quarto starts, checks what nbdev made, and renders a *preview
 import html
 import json
 import os
+import posixpath
 import re
 import shutil
 import sys
@@ -176,8 +177,24 @@ def undescribed_parameters(modules) -> tuple[int, list]:
 LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)|<img [^>]*src=\"([^\"]+)\"")
 
 
-def link_problems(nb: dict, pages: dict, cache: Path) -> list:
-    "Broken images and links in a processed notebook's markdown: missing files, pages or anchors."
+def notebooks(nbs: Path = NBS) -> list:
+    "Every notebook of the site, chapters and engine (nbs/engine/), in a stable order; none of nbdev's or Quarto's own."
+    return sorted(p for p in nbs.rglob("*.ipynb") if not p.name.startswith(("_", "."))
+                  and not {".ipynb_checkpoints", "_proc", ".quarto", "_site"} & set(p.relative_to(nbs).parts))
+
+
+def rel(path: Path, nbs: Path = NBS) -> str:
+    "A notebook's name on the site: its path below nbs/, with forward slashes (`engine/05_cli.ipynb`)."
+    return Path(path).relative_to(nbs).as_posix()
+
+
+def resolve(folder: str, target: str) -> str:
+    "A link `target` written in a page of `folder` (`''` or `engine`), as a path from the site's root."
+    return posixpath.normpath(posixpath.join(folder, target)) if folder else posixpath.normpath(target)
+
+
+def link_problems(nb: dict, pages: dict, cache: Path, folder: str = "") -> list:
+    "Broken images and links in a processed notebook's markdown (written in `folder` of the site): missing files, pages or anchors."
     out, own = [], anchors(nb)
     for cell in nb["cells"]:
         if cell["cell_type"] != "markdown": continue
@@ -186,16 +203,18 @@ def link_problems(nb: dict, pages: dict, cache: Path) -> list:
             target = m.group(1) or m.group(2)
             is_image = m.group(0).startswith(("!", "<img"))
             if target.startswith(("mailto:", "data:")): continue
-            if target.startswith(SITE_URL): target = target[len(SITE_URL):].lstrip("/") or "index.html"
+            here = folder
+            if target.startswith(SITE_URL): target, here = target[len(SITE_URL):].lstrip("/") or "index.html", ""
             elif re.match(r"https?://", target): continue
             file, _, anchor = target.partition("#")
+            path = resolve(here, file) if file else ""
             if is_image:
-                if not (cache / file).exists(): out.append(f"image {target} does not exist")
+                if not (cache / path).exists(): out.append(f"image {target} does not exist")
             elif not file:
                 if anchor not in own: out.append(f"link {target}: no such heading on this page")
-            elif file in pages:
-                if anchor and anchor not in pages[file]: out.append(f"link {target}: no such heading on that page")
-            elif not (cache / file).exists():
+            elif path in pages:
+                if anchor and anchor not in pages[path]: out.append(f"link {target}: no such heading on that page")
+            elif not (cache / path).exists():
                 out.append(f"link {target} points at no page")
     return out
 
@@ -243,6 +262,17 @@ def chapter_problems(nb: dict) -> list:
     return out
 
 
+def engine_problems(nb: dict) -> list:
+    "What an engine page must have: an opening that says what it builds, and what it runs or follows; any exercises solved."
+    out, cells = [], nb["cells"]
+    opening = " ".join(text(c.get("source")) for c in cells[:4] if c["cell_type"] == "markdown")
+    if "**You build**" not in opening or not ("**It serves**" in opening or "**It follows**" in opening):
+        out.append("the opening lacks '**You build**' and '**It serves**' (or '**It follows**')")
+    heads = [i for i, c in enumerate(cells) if c["cell_type"] == "markdown" and text(c.get("source")).startswith("## Exercises")]
+    if heads: out += [p for p in chapter_problems(nb) if "opening" not in p]   # exercises, if any, as a chapter's
+    return out
+
+
 HIDDEN = {"hide", "export", "exporti", "default_exp"}   # directives whose cells nbdev keeps off the page
 
 
@@ -251,21 +281,27 @@ def cell_code(source: str) -> str:
     return "\n".join(line for line in source.splitlines() if not line.startswith("#|")).strip()
 
 
+def page_of(name: str, fm: dict) -> str:
+    "The page (from the site's root) of the notebook `name` (`engine/05_cli.ipynb`), given its frontmatter."
+    folder = posixpath.dirname(name)
+    return posixpath.join(folder, fm.get("output-file", posixpath.basename(name).replace(".ipynb", ".html")))
+
+
 def check(cache: Path, nbs: Path = NBS) -> list:
     "Every problem found in the processed notebooks in `cache` against their sources in `nbs`, as lines of text."
     problems, pages, processed = [], {}, {}
-    for src in sorted(nbs.glob("*.ipynb")):
-        dst = cache / src.name
+    for src in notebooks(nbs):
+        name = rel(src, nbs)
+        dst = cache / name
         if not dst.exists():
-            problems.append(f"{src.name}: nbdev's processing made no page"); continue
+            problems.append(f"{name}: nbdev's processing made no page"); continue
         processed[src] = read_nb(dst)
         fm = frontmatter(processed[src])
-        if not fm.get("title"): problems.append(f"{src.name}: no title in its frontmatter")
-        page = fm.get("output-file", src.with_suffix(".html").name)
-        pages[src.name] = pages[page] = anchors(processed[src])
+        if not fm.get("title"): problems.append(f"{name}: no title in its frontmatter")
+        pages[name] = pages[page_of(name, fm)] = anchors(processed[src])
     for src, nb in processed.items():
         source = read_nb(src)
-        where = src.name
+        where = rel(src, nbs)
         module = next((m.group(1) for c in source["cells"]
                        for m in [re.match(r"#\|\s*default_exp\s+(\S+)", text(c["source"]))] if m), None)
         shown = {cell_code(text(c.get("source"))): c for c in nb["cells"] if c["cell_type"] == "code" and cell_code(text(c.get("source")))}
@@ -282,9 +318,11 @@ def check(cache: Path, nbs: Path = NBS) -> list:
             problems += [f"{where}: cell {cell.get('id')} has {p}" for p in output_problems(cell)]
         if module:
             problems += [f"{where}: {p}" for p in showdoc_problems(nb, module)]
-        problems += [f"{where}: {p}" for p in link_problems(nb, pages, cache)]
-        if re.match(r"\d\d_", src.name):
+        problems += [f"{where}: {p}" for p in link_problems(nb, pages, cache, posixpath.dirname(where))]
+        if re.match(r"\d\d_", where):   # a chapter of the book (an engine page, engine/NN_*, is not)
             problems += [f"{where}: {p}" for p in chapter_problems(nb)]
+        elif where.startswith("engine/"):
+            problems += [f"{where}: {p}" for p in engine_problems(nb)]
     return problems
 
 
@@ -336,15 +374,19 @@ details.callout > summary { cursor: pointer; font: 600 14px system-ui, sans-seri
 """
 
 
-def _preview_cell(cell: dict, pages: dict) -> dict | None:
-    "A processed cell made ready for nbconvert: directives read and removed, links to notebooks made links to pages."
+def _preview_cell(cell: dict, pages: dict, folder: str = "") -> dict | None:
+    "A processed cell (of a page in `folder`) made ready for nbconvert: directives read and removed, links to notebooks made links to pages."
     src = text(cell.get("source"))
     if not src.strip(): return None
     if cell["cell_type"] == "raw": return None  # the frontmatter: shown as the page's title and description
     if cell["cell_type"] == "markdown":
-        for nb_name, page in pages.items():
-            src = src.replace(f"]({nb_name}", f"]({page}")
-        src = re.sub(rf"\]\({re.escape(SITE_URL)}/([\w-]+\.html[^)\s]*)\)", r"](\1)", src)   # its pages: the preview's
+        def to_page(m):
+            path = resolve(folder, m[2])
+            if path not in pages: return m[0]
+            return f"]({posixpath.relpath(pages[path], folder or '.')}{m[3]})"
+        src = re.sub(r"\]\((([^)\s#]+\.ipynb))(#[^)\s]*)?\)", lambda m: to_page((m[0], m[1], m[2], m[3] or "")), src)
+        top = posixpath.relpath(".", folder) + "/" if folder else ""
+        src = re.sub(rf"\]\({re.escape(SITE_URL)}/([\w-]+\.html[^)\s]*)\)", rf"]({top}\1)", src)   # its pages: the preview's
         return {**cell, "source": src}
     d = directives(src)
     if d.get("include") == "false": return None
@@ -376,25 +418,26 @@ def preview(cache: Path, out: Path) -> list:
     order = sidebar_pages()
     nbs = {name: read_nb(cache / name) for name in order}
     fms = {name: frontmatter(nb) for name, nb in nbs.items()}
-    pages = {name: fms[name].get("output-file", Path(name).with_suffix(".html").name) for name in order}
+    pages = {name: page_of(name, fms[name]) for name in order}
     exporter = HTMLExporter(template_name="lab", extra_loaders=[DictLoader({"preview.j2": TEMPLATE})],
                             template_file="preview.j2")
     written = []
     for name in order:
-        nav = [f'<a class="site-title" href="index.html">{html.escape(fms["index.ipynb"].get("title", "Home"))}</a>']
+        up = lambda page: posixpath.relpath(page, posixpath.dirname(pages[name]) or ".")   # a page's link from this one
+        nav = [f'<a class="site-title" href="{up("index.html")}">{html.escape(fms["index.ipynb"].get("title", "Home"))}</a>']
         for other in order:
             label = fms[other].get("title", other) if other != "index.ipynb" else "Home"
-            num = re.match(r"(\d\d)_", other)
-            label = (f"{num.group(1)} · {label}" if num else label).replace("`", "")
+            num = re.match(r"(engine/)?(\d\d)_", other)
+            label = (f"{'engine ' if num.group(1) else ''}{num.group(2)} · {label}" if num else label).replace("`", "")
             current = ' class="current"' if other == name else ""
-            nav.append(f'<a href="{pages[other]}"{current}>{html.escape(label)}</a>')
+            nav.append(f'<a href="{up(pages[other])}"{current}>{html.escape(label)}</a>')
         nb = dict(nbs[name])
         callouts = {cell.get("id"): title for title, cell in fenced(nb["cells"])[0] if cell.get("id")}
         cells = []
         for c in nb["cells"]:
             src = text(c.get("source")).strip()
             if c["cell_type"] == "markdown" and (SOLUTION_OPEN.match(src) or src == ":::"): continue   # fences: see below
-            c = _preview_cell(c, pages)
+            c = _preview_cell(c, pages, posixpath.dirname(name))
             if c is None: continue
             if c.get("id") in callouts: c["metadata"] = {**c["metadata"], "preview_callout": callouts[c["id"]]}
             cells.append(c)
@@ -407,6 +450,7 @@ def preview(cache: Path, out: Path) -> list:
             "page_title": fms[name].get("title", name), "page_description": fms[name].get("description", "")})
         # Quarto's heading ids are lower case (pandoc's rules); nbconvert keeps the heading's case
         body = re.sub(r'(<h[1-6][^>]*\bid="|<a class="anchor-link" href="#)([^"]+)"', lambda m: m[1] + m[2].lower() + '"', body)
+        (out / pages[name]).parent.mkdir(parents=True, exist_ok=True)
         (out / pages[name]).write_text(body, encoding="utf-8")
         written.append(out / pages[name])
     if (cache / "images").exists(): shutil.copytree(cache / "images", out / "images", dirs_exist_ok=True)
@@ -443,9 +487,9 @@ def main(argv):
     cache = process()
     problems = check(cache)
     for p in problems: print("docs:", p)
-    print(f"{len(problems)} problems in {len(list(cache.glob('*.ipynb')))} processed notebooks ({cache})")
-    modules = [m.group(1) for f in sorted(NBS.glob("[0-9][0-9]_*.ipynb"))
-               for m in [re.search(r"#\|\s*default_exp\s+(\w+)", f.read_text(encoding="utf-8"))] if m]
+    print(f"{len(problems)} problems in {len(notebooks(cache))} processed notebooks ({cache})")
+    modules = [m.group(1) for f in notebooks() if f.name[:2].isdigit()
+               for m in [re.search(r"#\|\s*default_exp\s+([\w.]+)", f.read_text(encoding="utf-8"))] if m]
     total, missing = undescribed_parameters(modules)
     print(f"not a problem, a to-do: {len(missing)} of the {total} parameters of exported functions and classes have no "
           f"description of their own (a comment after the parameter), so their docs entry shows only name, type and default")
