@@ -7,8 +7,8 @@ Docs: https://llm-from-scratch.github.io/llm-from-scratch/gpt_model.html.md"""
 # %% auto #0
 __all__ = ['GPT_CONFIG_124M', 'GPT_CONFIG_355M', 'GPT_CONFIG_774M', 'GPT_CONFIG_1558M', 'GPT_CONFIG_TINY', 'GPT_CONFIG_SMALL',
            'GPT_CONFIGS', 'check_config', 'LayerNorm', 'GELU', 'FeedForward', 'TransformerBlock', 'GPTModel', 'is_mask',
-           'without_masks', 'with_masks', 'check_token_ids', 'generate_text_simple', 'KVCache', 'NextTokenLogits',
-           'generate_text_simple_cached', 'flops_per_token']
+           'without_masks', 'with_masks', 'check_token_ids', 'generate_text_simple', 'KVCache', 'attention_cached',
+           'NextTokenLogits', 'generate_text_simple_cached', 'flops_per_token']
 
 # %% ../nbs/02_gpt_model.ipynb #0d428eef
 import torch
@@ -184,37 +184,36 @@ class KVCache:
         self.pos = 0  # tokens cached
         self.pad = pad
 
-@patch
-def forward_cached(self:MultiHeadAttention,
-                   x:torch.Tensor, # (b, num_tokens, d_in): the tokens after the `cache.pos` cached ones
-                   cache:KVCache, # read and extended in place
-                   layer:int, # this block's slot in `cache`
-                  ) -> torch.Tensor: # (b, num_tokens, d_out)
-    "`forward` for new tokens that also attend to the cached ones; stores their keys and values in `cache`."
+def attention_cached(att:MultiHeadAttention, # chapter 3's attention (or a subclass), unchanged
+                     x:torch.Tensor, # (b, num_tokens, d_in): the tokens after the `cache.pos` cached ones
+                     cache:KVCache, # read and extended in place
+                     layer:int, # this block's slot in `cache`
+                    ) -> torch.Tensor: # (b, num_tokens, d_out)
+    "`MultiHeadAttention.forward` for new tokens that also attend to the cached ones; stores their keys and values in `cache`."
     b, num_tokens, _ = x.shape
     start, end = cache.pos, cache.pos + num_tokens
-    queries, keys_new, values_new = (proj(x).view(b, num_tokens, self.num_heads, self.head_dim).transpose(1, 2)
-                                     for proj in (self.W_query, self.W_key, self.W_value))  # (b, num_heads, num_tokens, head_dim)
+    queries, keys_new, values_new = (proj(x).view(b, num_tokens, att.num_heads, att.head_dim).transpose(1, 2)
+                                     for proj in (att.W_query, att.W_key, att.W_value))  # (b, num_heads, num_tokens, head_dim)
     if cache.keys[layer] is None:  # room for the whole context, allocated once
-        shape = (b, self.num_heads, self.mask.shape[0], self.head_dim)
+        shape = (b, att.num_heads, att.mask.shape[0], att.head_dim)
         cache.keys[layer], cache.values[layer] = keys_new.new_empty(shape), values_new.new_empty(shape)
     cache.keys[layer][:, :, start:end], cache.values[layer][:, :, start:end] = keys_new, values_new
     keys, values = cache.keys[layer][:, :, :end], cache.values[layer][:, :, :end]  # (b, num_heads, end, head_dim)
     # a first call is plain causal attention; one new token sees every cached one; else the mask's rows start..end
-    mask = None if start == 0 or num_tokens == 1 else self.mask[start:end, :end] == 0
+    mask = None if start == 0 or num_tokens == 1 else att.mask[start:end, :end] == 0
     causal = mask is None and start == 0 and num_tokens > 1
     if cache.pad is not None:  # left-padded sequences: no token sees the padding (a padding token sees itself, so nothing is NaN)
         q, k = torch.arange(start, end, device=x.device)[:, None], torch.arange(end, device=x.device)
         mask = ((k <= q) & ((k >= cache.pad[:, None, None]) | (k == q))).unsqueeze(1)  # (b, 1, num_tokens, end)
         causal = False
     context_vec = F.scaled_dot_product_attention(queries, keys, values, attn_mask=mask, is_causal=causal)
-    return self.out_proj(context_vec.transpose(1, 2).reshape(b, num_tokens, self.d_out))  # (b, num_tokens, d_out)
+    return att.out_proj(context_vec.transpose(1, 2).reshape(b, num_tokens, att.d_out))  # (b, num_tokens, d_out)
 
 # %% ../nbs/02_gpt_model.ipynb #e16bae40
 @patch
 def forward_cached(self:TransformerBlock, x:torch.Tensor, cache:KVCache, layer:int) -> torch.Tensor:  # noqa: F811 (fastcore's @patch)
     "`forward`, with the attention reading and extending `cache`."
-    x = x + self.drop_shortcut(self.att.forward_cached(self.norm1(x), cache, layer))
+    x = x + self.drop_shortcut(attention_cached(self.att, self.norm1(x), cache, layer))
     return x + self.drop_shortcut(self.ff(self.norm2(x)))
 
 @patch

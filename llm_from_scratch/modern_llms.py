@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from tokenizers import Tokenizer
 
 from .gpt_model import KVCache
-from llm_from_scratch.pretrained_weights import (GPT2_MODELS, _BOOK_NAMES, check_hub_checksum, load_gpt2,
+from llm_from_scratch.pretrained_weights import (GPT2_MODELS, GPT2_BOOK_NAMES, check_hub_checksum, load_gpt2,
     mmap_safetensors)
 from .pretraining import CheckpointError, check_tensor_shapes, generate_stream, text_pieces
 from .text_data import DownloadError, bytes_to_unicode
@@ -504,7 +504,7 @@ def model_folder(name_or_path:str|Path) -> Path|str:
     path = Path(name_or_path).expanduser()
     if path.exists(): return path
     name = str(name_or_path)
-    if name in GPT2_MODELS or name in _BOOK_NAMES: return name
+    if name in GPT2_MODELS or name in GPT2_BOOK_NAMES: return name
     if not re.fullmatch(r"[\w.-]+/[\w.-]+", name):
         raise ValueError(f"{name!r} is neither an existing folder, a GPT-2 name ({', '.join(GPT2_MODELS)}) nor a hub repository id such as Qwen/Qwen3-0.6B")
     return download_hub_model(name)

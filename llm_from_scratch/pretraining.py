@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .gpt_model import GPTModel, NextTokenLogits, check_config, generate_text_simple, generate_text_simple_cached, with_masks, without_masks
-from .text_data import atomic_path, atomic_write, sha256sum
+from .text_data import atomic_path, atomic_write, fsync_path, sha256sum
 
 # %% ../nbs/03_pretraining.ipynb #fef27c0b
 def text_to_token_ids(text:str, tokenizer) -> torch.Tensor:
@@ -229,12 +229,6 @@ def _staged(ckpt_dir:Path, name:str) -> Path: return ckpt_dir/f".{name}.new"  # 
 
 def _file_record(path:Path) -> dict: return {"size": path.stat().st_size, "sha256": sha256sum(path)}
 
-def _fsync(path:Path):
-    "Flush a file or folder to disk (so that a rename cannot reach the disk before the data it renames)."
-    fd = os.open(path, os.O_RDONLY)
-    try: os.fsync(fd)
-    finally: os.close(fd)
-
 def _read_manifest(ckpt_dir:Path) -> dict|None:
     "The file records of a checkpoint's manifest.json (None for a checkpoint written before manifests)."
     path = Path(ckpt_dir)/MANIFEST_FILE
@@ -347,17 +341,16 @@ def _write_checkpoint(ckpt_dir:Path, tensors:dict, cfg:dict, optimizer_state:dic
         writers[STATE_FILE] = lambda p: torch.save(payload, p)
     try:
         for name, write in writers.items():  # 1. the new files, under temporary names
-            with atomic_path(_staged(ckpt_dir, name)) as tmp: write(tmp); _fsync(tmp)
+            with atomic_path(_staged(ckpt_dir, name), durable=True) as tmp: write(tmp)
     except BaseException:  # nothing is committed yet: leave the folder as it was
         for name in writers: _staged(ckpt_dir, name).unlink(missing_ok=True)
         raise
     files = {name: _file_record(_staged(ckpt_dir, name)) for name in writers}
-    with atomic_write(ckpt_dir/MANIFEST_FILE, "w") as f:  # 2. the commit point: one rename
-        json.dump({"files": files}, f, indent=2); f.flush(); os.fsync(f.fileno())
-    _fsync(ckpt_dir)
+    with atomic_write(ckpt_dir/MANIFEST_FILE, "w", durable=True) as f:  # 2. the commit point: one rename, flushed
+        json.dump({"files": files}, f, indent=2)
     for name in writers: os.replace(_staged(ckpt_dir, name), ckpt_dir/name)  # 3. the new files into place
     for name in {WEIGHTS_FILE, CONFIG_FILE, STATE_FILE} - writers.keys(): (ckpt_dir/name).unlink(missing_ok=True)
-    _fsync(ckpt_dir)
+    fsync_path(ckpt_dir)
 
 # %% ../nbs/03_pretraining.ipynb #3084e0f5
 def checked_file(ckpt_dir:str|Path, name:str) -> Path:

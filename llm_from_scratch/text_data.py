@@ -7,8 +7,8 @@ Docs: https://llm-from-scratch.github.io/llm-from-scratch/text_data.html.md"""
 # %% auto #0
 __all__ = ['GPT2_SPLIT_PATTERN', 'DATA_ENV', 'CACHE_ENV', 'DATA_FILES', 'split_words', 'build_vocab', 'SimpleTokenizerV1',
            'SimpleTokenizerV2', 'gpt2_encoding_from_files', 'get_tokenizer', 'bytes_to_unicode', 'BPETokenizerSimple',
-           'GPTDatasetV1', 'create_dataloader_v1', 'atomic_path', 'atomic_write', 'DataFile', 'DownloadError',
-           'cache_dir', 'sha256sum', 'download']
+           'GPTDatasetV1', 'create_dataloader_v1', 'fsync_path', 'atomic_path', 'atomic_write', 'DataFile',
+           'DownloadError', 'cache_dir', 'sha256sum', 'download']
 
 # %% ../nbs/00_text_data.ipynb #0706a232
 import hashlib
@@ -335,9 +335,22 @@ def _umask() -> int:
     os.umask(mask)
     return mask
 
+def fsync_path(path:str|Path):
+    "Flush a file's data, or a folder's entries (a rename), to the disk; a folder that the platform cannot flush is skipped."
+    folder = Path(path).is_dir()
+    try: fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        if folder: return
+        raise
+    try: os.fsync(fd)
+    except OSError:
+        if not folder: raise
+    finally: os.close(fd)
+
 @contextmanager
 def atomic_path(
     path:str|Path, # the file to (re)write
+    durable:bool=False, # also flush the file before the rename and the folder after it (fsync)
 ):
     "Yield a temporary path beside `path` to write to; on success rename it over `path`, on failure delete it."
     # the temporary file is private while it is written; the finished file gets the usual permissions (umask)
@@ -348,18 +361,21 @@ def atomic_path(
     try:
         yield Path(tmp)
         os.chmod(tmp, 0o666 & ~_umask())
+        if durable: fsync_path(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    if durable: fsync_path(path.parent)
 
 @contextmanager
 def atomic_write(
     path:str|Path, # the file to (re)write
     mode:str="wb", # "wb" for bytes, "w" for text
+    durable:bool=False, # also flush it to the disk (see `atomic_path`)
 ):
     "Open a temporary file beside `path` for writing; on success rename it over `path`, on failure delete it."
-    with atomic_path(path) as tmp, open(tmp, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as f: yield f
+    with atomic_path(path, durable) as tmp, open(tmp, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as f: yield f
 
 # %% ../nbs/00_text_data.ipynb #3a5296f4
 DATA_ENV = "LLM_FROM_SCRATCH_DATA"    # a folder holding copies of the course's files, looked in first

@@ -29,7 +29,7 @@ import torch
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
-from ..text_data import get_tokenizer
+from ..text_data import atomic_write, get_tokenizer
 
 # %% ../../nbs/engine/02_shards.ipynb #2da12fa5
 SHARDS_FORMAT = "llm-from-scratch-shards-1"  # written into every index; changed when the layout changes
@@ -130,30 +130,10 @@ def list_text_files(
         else: raise FileNotFoundError(f"The source {str(source)!r} is neither a file nor a folder: check the path")
     return files
 
-def _fsync_dir(folder:Path):
-    "Make a rename inside `folder` durable (where the platform allows it)."
-    try: fd = os.open(folder, os.O_RDONLY)
-    except OSError: return
-    try: os.fsync(fd)
-    except OSError: pass
-    finally: os.close(fd)
-
-def _part_name(path:Path) -> Path:
-    "The temporary name `path` is written under before being renamed into place."
-    return path.with_name(f".{path.name}.part")
-
 def _write_atomic(path:Path, chunks):
-    "Write the byte-like `chunks` to `path` atomically: a temporary file, fsync, rename, fsync of the folder."
-    tmp = _part_name(path)
-    try:
-        with open(tmp, "wb") as f:
-            for chunk in chunks: f.write(chunk)
-            f.flush(); os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
+    "Write the byte-like `chunks` to `path` atomically and durably (notebook 00's `atomic_write`)."
+    with atomic_write(path, "wb", durable=True) as f:
+        for chunk in chunks: f.write(chunk)
 
 def _write_shard(path:Path, segments:list):
     "Write the uint16 arrays `segments`, one after another, as the shard `path` (atomically)."
