@@ -15,11 +15,16 @@ from llm_from_scratch.pretraining import generate
 from llm_from_scratch.text_data import get_tokenizer
 
 
+def ctrl_c_as_in_a_terminal():
+    "In a child process: SIGINT as a terminal delivers it (a shell starts background jobs with SIGINT ignored, and children inherit that)."
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @contextmanager
 def running(*args):
     "`llmfs serve *args --port 0` in its own process: yields its address; Ctrl-C afterwards stops it as it stops every llmfs command."
     server = subprocess.Popen([*LLMFS, "serve", *map(str, args), "--port", "0", "--no-fast-linear"], stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True)
+                              stderr=subprocess.PIPE, text=True, preexec_fn=ctrl_c_as_in_a_terminal)
     try:
         banner = server.stdout.readline()
         if not banner: raise AssertionError(f"llmfs serve did not start: {server.stderr.read()}")

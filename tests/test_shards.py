@@ -8,7 +8,7 @@ import torch
 
 from llm_from_scratch.engine import shards
 from llm_from_scratch.text_data import download, get_tokenizer
-from llm_from_scratch.engine.distributed import distributed_loader
+from llm_from_scratch.engine.distributed import ResumableDistributedSampler, distributed_loader
 from llm_from_scratch.engine.shards import EOT_TOKEN, ShardDataset, list_text_files, prepare_shards, read_index
 
 BASE = download("the-verdict.txt").read_text(encoding="utf-8")
@@ -233,7 +233,7 @@ def test_lean_sampler_matches_distributed_sampler(n, world_size):
             if drop_last and n < world_size: continue
             for rank in range(world_size):
                 kw = dict(num_replicas=world_size, rank=rank, shuffle=shuffle, seed=7, drop_last=drop_last)
-                plain, lean = DistributedSampler(Windows(n), **kw), shards.ResumableDistributedSampler(Windows(n), **kw)
+                plain, lean = DistributedSampler(Windows(n), **kw), ResumableDistributedSampler(Windows(n), **kw)
                 for epoch in (0, 3):
                     plain.set_epoch(epoch); lean.set_epoch(epoch)
                     assert list(lean) == list(plain) and len(lean) == len(plain)
