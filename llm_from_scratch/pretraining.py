@@ -11,7 +11,7 @@ __all__ = ['DEVICE_ENV', 'WEIGHTS_FILE', 'CONFIG_FILE', 'STATE_FILE', 'MANIFEST_
            'unshare', 'clean_state_dict', 'recover_checkpoint', 'world_size', 'rank', 'mean_across_ranks',
            'all_ranks_agree', 'unwrap_model', 'is_sharded', 'optimizer_state_by_id', 'gather_states', 'save_checkpoint',
            'checked_file', 'load_config', 'check_tensor_shapes', 'load_weights', 'load_model', 'load_training_state',
-           'NonFiniteLossError', 'TrainingInterrupted', 'new_train_state', 'epoch_batches', 'train_step',
+           'NonFiniteLossError', 'TrainState', 'TrainingInterrupted', 'new_train_state', 'epoch_batches', 'train_step',
            'accumulated_step', 'record_evaluation', 'sample_text', 'train_model']
 
 # %% ../nbs/03_pretraining.ipynb #8bc2763d
@@ -21,6 +21,7 @@ import math
 import os
 import re
 import time
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import torch
@@ -422,14 +423,47 @@ def load_training_state(ckpt_dir:str|Path) -> dict:
 class NonFiniteLossError(RuntimeError):
     "The training loss became nan or infinite."
 
+@dataclass
+class TrainState:
+    "A training run's progress: where it is, what it measured, and its random generators' states, for an exact resume."
+    epoch: int = 0                  # epochs completed
+    batch: int = 0                  # batches done in the current epoch
+    step: int = -1                  # the last optimizer step (-1: none yet)
+    tokens_seen: int = 0            # tokens trained on, by all processes together
+    train_losses: list = field(default_factory=list)       # the book's three lists: one entry per evaluation
+    val_losses: list = field(default_factory=list)
+    track_tokens_seen: list = field(default_factory=list)
+    track_lrs: list = field(default_factory=list)          # the learning rate of each step, under a schedule
+    rng: dict|None = None           # the generators' states when the last checkpoint was written
+    epoch_rng: dict|None = None     # ... and when this epoch started: a resume replays its shuffle
+    rank_rngs: list|None = None     # every process's generators, with many processes
+    scaler: dict|None = None        # float16's gradient scaler
+
+    def to_dict(self) -> dict:
+        "The progress as plain data, for a checkpoint (`from_dict` reads it back)."
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls, saved:dict) -> "TrainState":
+        "The progress `to_dict` saved (or an older checkpoint's plain dict), every field checked; a CheckpointError names a bad one."
+        if not isinstance(saved, dict): raise CheckpointError(f"the training state is a {type(saved).__name__}, not a dict of its fields")
+        for name, least in (("epoch", 0), ("batch", 0), ("step", -1), ("tokens_seen", 0)):
+            value = saved.get(name, 0)
+            if type(value) is not int or value < least: raise CheckpointError(f"state.{name} is {value!r}: it must be an integer >= {least}")
+        for name in ("train_losses", "val_losses", "track_tokens_seen", "track_lrs"):
+            value = saved.get(name, [])
+            if not isinstance(value, list) or not all(type(v) in (int, float) for v in value):
+                raise CheckpointError(f"state.{name} must be a list of numbers")
+        known = {f.name for f in fields(cls)}   # older checkpoints lack some fields: their defaults
+        return cls(**{k: v for k, v in saved.items() if k in known})
+
 class TrainingInterrupted(Exception):
     "Training stopped on request; `state` holds the progress (and a checkpoint was written, if asked for)."
-    def __init__(self, state): super().__init__(f"training stopped at step {state['step']}"); self.state = state
+    def __init__(self, state:TrainState): super().__init__(f"training stopped at step {state.step}"); self.state = state
 
-def new_train_state() -> dict:
+def new_train_state() -> TrainState:
     "Progress of a training run before its first step."
-    return {"epoch": 0, "batch": 0, "step": -1, "tokens_seen": 0, "train_losses": [], "val_losses": [],
-            "track_tokens_seen": [], "track_lrs": [], "rng": None, "epoch_rng": None}
+    return TrainState()
 
 def _rng_state() -> dict:
     "The random number generators' states (CPU and every CUDA device)."
@@ -441,34 +475,34 @@ def _set_rng_state(rng:dict):
     if rng["cuda"] and torch.cuda.is_available(): torch.cuda.set_rng_state_all(rng["cuda"])
 
 # %% ../nbs/03_pretraining.ipynb #afeceb6d
-def epoch_batches(train_loader, state:dict):
+def epoch_batches(train_loader, state:TrainState):
     "An iterator over this epoch's batches; a resumed epoch continues where it stopped, with the same shuffle."
     if hasattr(getattr(train_loader, "sampler", None), "set_epoch"):
-        train_loader.sampler.set_epoch(state["epoch"])  # a DistributedSampler shuffles by seed and epoch
-    rngs = state.get("rank_rngs")  # many processes: each one's own generators (dropout differs between them)
-    rng = rngs[rank()] if rngs and len(rngs) == world_size() else state["rng"]
-    if state["rng"] is not None and state["batch"]:  # resuming in the middle of an epoch
-        _set_rng_state(state["epoch_rng"])  # replay this epoch's shuffle ...
+        train_loader.sampler.set_epoch(state.epoch)  # a DistributedSampler shuffles by seed and epoch
+    rngs = state.rank_rngs  # many processes: each one's own generators (dropout differs between them)
+    rng = rngs[rank()] if rngs and len(rngs) == world_size() else state.rng
+    if state.rng is not None and state.batch:  # resuming in the middle of an epoch
+        _set_rng_state(state.epoch_rng)  # replay this epoch's shuffle ...
         sampler = getattr(train_loader, "sampler", None)
-        if hasattr(sampler, "start_at"): sampler.start_at(state["batch"] * train_loader.batch_size)  # (notebook 07's: skips unread)
+        if hasattr(sampler, "start_at"): sampler.start_at(state.batch * train_loader.batch_size)  # (notebook 07's: skips unread)
         batches = iter(train_loader)
         if not hasattr(sampler, "start_at"):
-            for _ in range(state["batch"]): next(batches)  # ... skip the batches already done ...
+            for _ in range(state.batch): next(batches)  # ... skip the batches already done ...
         _set_rng_state(rng)  # ... and continue the random stream where it stopped
         return batches
     if rng is not None: _set_rng_state(rng)
-    state["epoch_rng"] = _rng_state()
+    state.epoch_rng = _rng_state()
     return iter(train_loader)
 
 # %% ../nbs/03_pretraining.ipynb #06cdba5c
-def train_step(model:nn.Module, optimizer, input_batch, target_batch, device, state:dict) -> torch.Tensor:
+def train_step(model:nn.Module, optimizer, input_batch, target_batch, device, state:TrainState) -> torch.Tensor:
     "One step of the book's loop (zero_grad, loss, backward, step) that refuses a non-finite loss; updates `state`."
     return accumulated_step(model, optimizer, [(input_batch, target_batch)], device, state)
 
 def accumulated_step(
     model:nn.Module, optimizer,
     batches:list, # (input_batch, target_batch) micro-batches: their gradients are averaged into one step
-    device, state:dict,
+    device, state:TrainState,
     lr:float|None=None, # set this learning rate first (a schedule's value for this step)
     grad_clip:float|None=None, # clip the gradients' total norm to this before the step
     amp_dtype:torch.dtype|None=None, # autocast the forward passes to this (torch.bfloat16 or torch.float16)
@@ -486,7 +520,7 @@ def accumulated_step(
             if not many and not torch.isfinite(loss): _non_finite(loss * len(batches), state)
             (loss if scaler is None else scaler.scale(loss)).backward()  # gradients add up across micro-batches
         total = total + loss.detach()
-        state["tokens_seen"] += input_batch.numel() * world_size()  # every process saw as many
+        state.tokens_seen += input_batch.numel() * world_size()  # every process saw as many
     if many:  # the mean over the processes, checked by all of them, so that all stop together
         total = total.float().clone()
         dist.all_reduce(total); total /= world_size()
@@ -496,13 +530,13 @@ def accumulated_step(
         torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm=grad_clip)
     if scaler is None: optimizer.step()
     else: scaler.step(optimizer); scaler.update()
-    state["step"] += 1
-    state["batch"] += len(batches)
+    state.step += 1
+    state.batch += len(batches)
     return total
 
-def _non_finite(loss:torch.Tensor, state:dict):
+def _non_finite(loss:torch.Tensor, state:TrainState):
     "Stop training: the loss of the coming step is nan or infinite."
-    raise NonFiniteLossError(f"The training loss is {loss.item()} at step {state['step'] + 1} (epoch {state['epoch'] + 1}): "
+    raise NonFiniteLossError(f"The training loss is {loss.item()} at step {state.step + 1} (epoch {state.epoch + 1}): "
                              "training stopped. Try a lower learning rate.")
 
 def _no_gradient_sync(model:nn.Module):
@@ -519,15 +553,15 @@ def _fsdp_no_sync(model):
     try: yield
     finally: model.set_requires_gradient_sync(True)
 
-def record_evaluation(model:nn.Module, train_loader, val_loader, device, eval_iter:int, state:dict, log=print):
+def record_evaluation(model:nn.Module, train_loader, val_loader, device, eval_iter:int, state:TrainState, log=print):
     "The book's evaluation step: both losses appended to `state`'s lists and logged in the book's format (the mean over processes)."
     train_loss, val_loss = map(mean_across_ranks, evaluate_model(model, train_loader, val_loader, device, eval_iter))
     if not (math.isfinite(train_loss) and math.isfinite(val_loss)):
         raise NonFiniteLossError(f"The evaluation losses are {train_loss} (training) and {val_loss} (validation) at step "
-                                 f"{state['step']}: training stopped. Try a lower learning rate.")
-    state["train_losses"].append(train_loss); state["val_losses"].append(val_loss)
-    state["track_tokens_seen"].append(state["tokens_seen"])
-    log(f"Ep {state['epoch'] + 1} (Step {state['step']:06d}): Train loss {train_loss:.3f}, Val loss {val_loss:.3f}")
+                                 f"{state.step}: training stopped. Try a lower learning rate.")
+    state.train_losses.append(train_loss); state.val_losses.append(val_loss)
+    state.track_tokens_seen.append(state.tokens_seen)
+    log(f"Ep {state.epoch + 1} (Step {state.step:06d}): Train loss {train_loss:.3f}, Val loss {val_loss:.3f}")
 
 def sample_text(model:GPTModel, tokenizer, device, start_context:str, max_new_tokens:int=50) -> str:
     "`generate_and_print_sample`'s text, returned instead of printed, generated with the KV cache."
@@ -545,7 +579,7 @@ def train_model(
     eval_iter:int, # batches per evaluation
     start_context:str|None=None, # prompt for the sample logged after each epoch (None: no sample)
     tokenizer=None, # needed for the sample
-    state:dict|None=None, # progress to continue from (a checkpoint's); None: start
+    state:TrainState|dict|None=None, # progress to continue from (a checkpoint's, or its saved dict); None: start
     checkpoint_dir:str|Path|None=None, # save a checkpoint here after each epoch and when stopped
     checkpoint_every:int|None=None, # ... and every this many steps (a long epoch's progress is never all lost)
     should_stop=None, # callable(state) -> bool, asked after each step: stop (and checkpoint) when it says so
@@ -557,50 +591,49 @@ def train_model(
     clip_from:int=0, # ... from this step on (the book starts at the end of the warmup)
     grad_accum:int=1, # micro-batches (loader batches) per optimizer step
     precision:str="fp32", # "bf16", or "fp16" (CUDA, with a gradient scaler): autocast the forward passes
-) -> dict:
+) -> TrainState:
     "The book's loop with a progress bar, a nan guard, checkpoints, exact resume and the options of notebook 07; returns the progress `state`."
     if precision not in ("fp32", "bf16", "fp16"): raise ValueError(f"precision must be fp32, bf16 or fp16, not {precision!r}")
     if grad_accum < 1: raise ValueError(f"grad_accum must be at least 1, not {grad_accum}")
-    state = new_train_state() if state is None else state
-    state.setdefault("track_lrs", [])  # checkpoints written before schedules existed lack it
+    state = TrainState() if state is None else state if isinstance(state, TrainState) else TrainState.from_dict(state)
     amp_dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
     scaler = torch.amp.GradScaler(torch.device(device).type) if precision == "fp16" else None
-    if scaler is not None and state.get("scaler"): scaler.load_state_dict(state["scaler"])
+    if scaler is not None and state.scaler: scaler.load_state_dict(state.scaler)
     main = rank() == 0  # with many processes, rank 0 alone logs and shows progress
     say = log if main else (lambda *_: None)
     def checkpoint():
         local = (p.to_local() if hasattr(p, "to_local") else p for p in model.parameters())  # FSDP: this process's shard
         if not all_ranks_agree(all(torch.isfinite(p).all() for p in local)):  # never save a broken model
-            raise NonFiniteLossError(f"The weights hold nan or infinite values at step {state['step']}: training stopped.")
-        state["rng"] = _rng_state()
-        if world_size() > 1: state["rank_rngs"] = _gather_objects(_rng_state())
-        else: state.pop("rank_rngs", None)
-        if scaler is not None: state["scaler"] = scaler.state_dict()
-        if checkpoint_dir is not None: save_checkpoint(checkpoint_dir, model, optimizer, state, checkpoint_extra)
-    for epoch in range(state["epoch"], num_epochs):
+            raise NonFiniteLossError(f"The weights hold nan or infinite values at step {state.step}: training stopped.")
+        state.rng = _rng_state()
+        if world_size() > 1: state.rank_rngs = _gather_objects(_rng_state())
+        else: state.rank_rngs = None
+        if scaler is not None: state.scaler = scaler.state_dict()
+        if checkpoint_dir is not None: save_checkpoint(checkpoint_dir, model, optimizer, state.to_dict(), checkpoint_extra)
+    for epoch in range(state.epoch, num_epochs):
         model.train()
-        with tqdm(total=len(train_loader), initial=state["batch"], desc=f"epoch {epoch + 1}/{num_epochs}",
+        with tqdm(total=len(train_loader), initial=state.batch, desc=f"epoch {epoch + 1}/{num_epochs}",
                   disable=not (progress and main), leave=False, dynamic_ncols=True) as bar:
-            t0, tokens0 = time.perf_counter(), state["tokens_seen"]
+            t0, tokens0 = time.perf_counter(), state.tokens_seen
             group = []
             for batch in epoch_batches(train_loader, state):
                 group.append(batch)  # micro-batches, until a step's worth (or the epoch's last)
-                if len(group) < grad_accum and state["batch"] + len(group) < len(train_loader): continue
-                step = state["step"] + 1
+                if len(group) < grad_accum and state.batch + len(group) < len(train_loader): continue
+                step = state.step + 1
                 lr = lr_schedule(step) if lr_schedule is not None else None
-                if lr is not None: state["track_lrs"].append(lr)
+                if lr is not None: state.track_lrs.append(lr)
                 loss = accumulated_step(model, optimizer, group, device, state, lr,
                                         grad_clip if step >= clip_from else None, amp_dtype, scaler)
-                if state["step"] % eval_freq == 0:
+                if state.step % eval_freq == 0:
                     record_evaluation(model, train_loader, val_loader, device, eval_iter, state, say)
-                tok_s = (state["tokens_seen"] - tokens0) / (time.perf_counter() - t0)
+                tok_s = (state.tokens_seen - tokens0) / (time.perf_counter() - t0)
                 bar.update(len(group)); bar.set_postfix(loss=f"{loss.item():.3f}", tok_s=f"{tok_s:,.0f}")
                 group = []
-                if checkpoint_every and checkpoint_dir is not None and (state["step"] + 1) % checkpoint_every == 0 and state["batch"] < len(train_loader):
+                if checkpoint_every and checkpoint_dir is not None and (state.step + 1) % checkpoint_every == 0 and state.batch < len(train_loader):
                     checkpoint()
-                if should_stop is not None and not all_ranks_agree(not should_stop(state)) and state["batch"] < len(train_loader):
+                if should_stop is not None and not all_ranks_agree(not should_stop(state)) and state.batch < len(train_loader):
                     checkpoint(); raise TrainingInterrupted(state)
-        state["epoch"], state["batch"] = epoch + 1, 0
+        state.epoch, state.batch = epoch + 1, 0
         if start_context is not None and tokenizer is not None and main and not is_sharded(model):  # FSDP: no sample
             log(sample_text(model, tokenizer, device, start_context))
         checkpoint()

@@ -99,7 +99,7 @@ def train_model(model:nn.Module, train_loader, val_loader, optimizer, device, n_
     options = {"grad_clip": 1.0, "clip_from": warmup_steps, **options}  # the book clips at 1.0 after the warmup
     state = pretraining.train_model(model, train_loader, val_loader, optimizer, device, n_epochs, eval_freq, eval_iter,
                                     start_context=start_context, tokenizer=tokenizer, lr_schedule=schedule, **options)
-    return state["train_losses"], state["val_losses"], state["track_tokens_seen"], state["track_lrs"]
+    return state.train_losses, state.val_losses, state.track_tokens_seen, state.track_lrs
 
 # %% ../nbs/07_training_at_scale.ipynb #a8a60b15
 def training_memory_gb(

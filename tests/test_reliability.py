@@ -196,6 +196,17 @@ def test_a_resume_missing_a_state_key_is_refused(full_run, tmp_path):
     one_line_error(llmfs("pretrain", "--resume", tmp_path, "--epochs", 3), "lacks state.epoch_rng")
 
 
+def test_a_resume_with_a_damaged_state_field_is_refused(full_run, tmp_path):
+    "TrainState.from_dict checks every field: a hand-edited epoch is one line naming it, not a crash later."
+    finished = full_run[0]
+    for f in finished.iterdir(): (tmp_path / f.name).write_bytes(f.read_bytes())
+    (tmp_path / "manifest.json").unlink()   # no manifest to catch the edit first
+    saved = torch.load(tmp_path / "training_state.pt", weights_only=True)
+    saved["state"]["epoch"] = "one"
+    torch.save(saved, tmp_path / "training_state.pt")
+    one_line_error(llmfs("pretrain", "--resume", tmp_path, "--epochs", 3), "state.epoch is 'one': it must be an integer >= 0")
+
+
 def test_a_resumed_run_does_not_download_its_recorded_urls(tmp_path):
     text = (tmp_path / "story.txt")
     text.write_text(open(os.environ.get("LLM_FROM_SCRATCH_DATA", "") + "/the-verdict.txt").read()

@@ -39,8 +39,8 @@ from .serve import classify_text, is_loopback, load_named_model, load_served_mod
 from llm_from_scratch.preference_tuning import (PreferenceDataset, add_reference_logprobs, identical_pairs, load_preference_data,
     plot_dpo_metrics, train_dpo)
 from ..preference_tuning import custom_collate_fn as preference_collate_fn
-from ..pretraining import (CONFIG_FILE, MANIFEST_FILE, STATE_FILE, checked_file, CheckpointError, NonFiniteLossError, TrainingInterrupted, WEIGHTS_FILE, adamw,
-    rank, world_size,
+from ..pretraining import (CONFIG_FILE, MANIFEST_FILE, STATE_FILE, checked_file, CheckpointError, NonFiniteLossError, TrainingInterrupted, TrainState, WEIGHTS_FILE,
+    adamw, rank, world_size,
     generate_stream, text_pieces, load_config, load_model, load_training_state, load_weights, plot_losses,
     get_device, text_to_token_ids, train_model)
 from llm_from_scratch.text_data import (DATA_FILES, DataFile, DownloadError, GPTDatasetV1, atomic_path, download,
@@ -133,7 +133,7 @@ def _check_out(out:Path, continuing:bool, overwrite:bool, resumable:bool=True):
 
 # %% ../../nbs/engine/05_cli.ipynb #76e247ef
 def _run_settings(args) -> tuple[dict, dict, dict|None]:
-    "The model config, the run's settings and (resuming) the saved training state."
+    "The model config, the run's settings and (resuming) the saved training state (its progress a `TrainState`)."
     if args.resume:
         cfg, saved = load_config(args.resume), load_training_state(args.resume)
         run = saved.get("run")
@@ -141,6 +141,8 @@ def _run_settings(args) -> tuple[dict, dict, dict|None]:
         missing = [k for k in ("optimizer", "state") if not saved.get(k)]
         missing += [f"state.{k}" for k in ("epoch", "batch", "step", "rng", "epoch_rng") if k not in (saved.get("state") or {})]
         if missing: raise CheckpointError(f"{Path(args.resume)/STATE_FILE} lacks {', '.join(missing)}: it cannot be resumed")
+        try: saved = {**saved, "state": TrainState.from_dict(saved["state"])}   # every field checked, in one place
+        except CheckpointError as e: raise CheckpointError(f"{Path(args.resume)/STATE_FILE}: {e}") from None
         if not args.fast_linear and run.get("fast_linear"):
             raise CLIError("--no-fast-linear differs from the resumed run, which used oneDNN linear layers (kept for an exact resume)")
         run = {**TRAINING_DEFAULTS, **run}  # runs written before these options existed trained with their defaults
@@ -282,7 +284,7 @@ def _train_until_stopped(model, train_loader, val_loader, optimizer, device, run
         try: _save_loss_plot(out, e.state, run)
         except OSError: pass  # the checkpoint is written; the plot is a convenience
         launch = " (under torchrun: the same launch, with these arguments)" if world_size() > 1 else ""
-        print(f"Interrupted at step {e.state['step']}: resume with  llmfs pretrain --resume {out} --epochs {run['epochs']}{launch}", file=sys.stderr)
+        print(f"Interrupted at step {e.state.step}: resume with  llmfs pretrain --resume {out} --epochs {run['epochs']}{launch}", file=sys.stderr)
         return status  # 130 for Ctrl-C, 143 for SIGTERM, as a shell reports them
     except NonFiniteLossError as e:
         kept = f"The last good checkpoint in {out} is kept." if (out/CONFIG_FILE).exists() else "No checkpoint was written."
@@ -295,16 +297,16 @@ def _train_until_stopped(model, train_loader, val_loader, optimizer, device, run
     finally:
         for s, handler in previous.items(): signal.signal(s, handler)
     if rank() == 0: _save_loss_plot(out, state, run)
-    print(f"Done: {state['epoch']} epochs, final train loss {state['train_losses'][-1]:.3f}, val loss "
-          f"{state['val_losses'][-1]:.3f}" if state["train_losses"] else f"Done: {state['epoch']} epochs")
+    print(f"Done: {state.epoch} epochs, final train loss {state.train_losses[-1]:.3f}, val loss "
+          f"{state.val_losses[-1]:.3f}" if state.train_losses else f"Done: {state.epoch} epochs")
     print(f"Checkpoint: {out}/ (model.safetensors, config.json, training_state.pt, manifest.json, loss.png)")
     return 0
 
 def _save_loss_plot(out:Path, state:dict, run:dict):
     "Write the run's loss plot, loss.png, beside its checkpoint."
-    if state["train_losses"]:
-        epochs_seen = [t / run["tokens_per_epoch"] for t in state["track_tokens_seen"]]
-        fig = plot_losses(epochs_seen, state["track_tokens_seen"], state["train_losses"], state["val_losses"])
+    if state.train_losses:
+        epochs_seen = [t / run["tokens_per_epoch"] for t in state.track_tokens_seen]
+        fig = plot_losses(epochs_seen, state.track_tokens_seen, state.train_losses, state.val_losses)
         with atomic_path(out/"loss.png") as tmp: fig.savefig(tmp, format="png", dpi=120)
 
 # %% ../../nbs/engine/05_cli.ipynb #bd0de055
@@ -329,7 +331,7 @@ def _pretrain_in_process(args, device:torch.device) -> int:
     if args.fsdp and not torch.distributed.is_initialized():
         raise CLIError("--fsdp shards the model over processes launched by torchrun: torchrun --nproc_per_node=N -m llm_from_scratch pretrain ...")
     if args.fsdp and run["precision"] == "fp16": raise CLIError("--fsdp with --precision fp16 is not supported: use bf16")
-    if saved is not None and saved["state"]["batch"] and run.get("sampler") != "distributed":
+    if saved is not None and saved["state"].batch and run.get("sampler") != "distributed":
         raise CLIError(f"{args.resume} stopped in the middle of an epoch under an older llmfs, which shuffled differently: it cannot "
                        "resume exactly there (a checkpoint written at the end of an epoch can)")
     run["sampler"] = "distributed"  # windows in DistributedSampler's order, from the seed and the epoch
@@ -367,8 +369,8 @@ def _pretrain_in_process(args, device:torch.device) -> int:
     if saved is not None:
         load_optimizer_state(model, optimizer, saved["optimizer"])
         state = saved["state"]
-        if state["epoch"] >= run["epochs"]:
-            print(f"{args.resume} has already trained {state['epoch']} epochs: ask for more with --epochs"); return 0
+        if state.epoch >= run["epochs"]:
+            print(f"{args.resume} has already trained {state.epoch} epochs: ask for more with --epochs"); return 0
     run["tokens_per_epoch"] = len(train_loader) * bs * ctx
     n_params = sum(p.numel() for p in model.parameters())  # (FSDP's sharded tensors count whole)
     where = f"{world} processes ({'FSDP' if args.fsdp else 'DDP'}, {device.type})" if world > 1 else str(device)
@@ -595,11 +597,11 @@ def _finetune_instruct(args) -> int:
         print(f"llmfs: error: {e} Nothing was written.", file=sys.stderr)
         return 1
     _answer_test_set(model, test_data, tokenizer, device, args, out)
-    if state["train_losses"]:
-        fig = plot_losses(torch.linspace(0, args.epochs, len(state["train_losses"])), state["track_tokens_seen"],
-                          state["train_losses"], state["val_losses"])
+    if state.train_losses:
+        fig = plot_losses(torch.linspace(0, args.epochs, len(state.train_losses)), state.track_tokens_seen,
+                          state.train_losses, state.val_losses)
         with atomic_path(out/"loss.png") as tmp: fig.savefig(tmp, format="png", dpi=120)
-        print(f"Final train loss {state['train_losses'][-1]:.3f}, val loss {state['val_losses'][-1]:.3f}")
+        print(f"Final train loss {state.train_losses[-1]:.3f}, val loss {state.val_losses[-1]:.3f}")
     if args.lora_rank: save_lora(out, model, base_model=base, extra={"instruct": {"format": "alpaca", "base_model": base}})
     if args.merge: merge_lora(model)
     if not args.lora_rank or args.merge: save_instruct_model(out, model, base_model=base)  # last: a folder with a model is a finished run

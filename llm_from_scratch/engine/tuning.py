@@ -105,9 +105,9 @@ def train_trial(
 
     def should_stop(state) -> bool:  # asked by train_model after each step: report new evaluations, ask the pruner
         nonlocal n_reported
-        while n_reported < len(state["val_losses"]):  # train_model evaluated during this step
-            val, n_reported = state["val_losses"][n_reported], n_reported + 1
-            step = state["step"] * bs // REF_BATCH  # in REF_BATCH-window steps: comparable across batch sizes
+        while n_reported < len(state.val_losses):  # train_model evaluated during this step
+            val, n_reported = state.val_losses[n_reported], n_reported + 1
+            step = state.step * bs // REF_BATCH  # in REF_BATCH-window steps: comparable across batch sizes
             trial.report(val, step)
             if not pruned and trial.should_prune():
                 pruned.append(f"val loss {val:.3f} at step {step} (x{REF_BATCH} windows) is worse than the pruner allows")
@@ -125,7 +125,7 @@ def train_trial(
     except pretraining.TrainingInterrupted as e: state = e.state  # the pruner stopped it mid-run
     except pretraining.NonFiniteLossError as e: give_up(f"non-finite loss: {e}", e)
     if trial is not None:
-        trial.set_user_attr("steps", state["step"] + 1); trial.set_user_attr("tokens_seen", state["tokens_seen"])
+        trial.set_user_attr("steps", state.step + 1); trial.set_user_attr("tokens_seen", state.tokens_seen)
         trial.set_user_attr("epochs", n_epochs)
     if pruned: give_up(pruned[0])  # (also when the pruner spoke at the very last step)
     model.eval()
