@@ -6,7 +6,7 @@ final norm and a new 2-way head trainable, dropout 0, batch 8, the real SMS spam
 
 - the book's loop (`train_classifier_simple`'s steps): the whole model on every batch, the last position read;
 - `train_classifier` as `llmfs finetune-classifier` runs it: frozen blocks run once per text and kept, every text cut
-  after its last real token, the fast CPU linear layers where they help (nbs/engine/00_speed);
+  after its last real token, the fast CPU linear layers where they help (nbs/engine/03_speed);
 - transformers' `GPT2ForSequenceClassification` with the same parts frozen (it reads the last non-padding token).
 
 Each run times every epoch (epoch 1 of ours includes computing what it keeps); the runs take turns, `--repeats`
@@ -38,7 +38,7 @@ from llm_from_scratch.classification import (CachedTexts, SpamDataset, calc_loss
                                              frozen_blocks, keep_length, prepare_classifier, random_split)
 from llm_from_scratch.gpt_model import GPT_CONFIG_124M, GPTModel
 from llm_from_scratch.text_data import DATA_FILES, download, get_tokenizer
-from llm_from_scratch.engine.speed import cpu_name, use_fast_linear
+from llm_from_scratch.engine.speed import cpu_name, use_fast_linear, use_fused_layers
 
 WAYS = ("book loop (GPTModel)", "llmfs train_classifier", "transformers GPT2ForSequenceClassification")
 
@@ -73,6 +73,7 @@ def build(way, cfg, device):
     torch.manual_seed(123)
     if way.startswith("transformers"): return hf_classifier(cfg).to(device)
     model = prepare_classifier(GPTModel(cfg), trainable="last_block", readout="last" if way.startswith("book") else "last_real").to(device)
+    if way.startswith("llmfs"): use_fused_layers(model)
     if way.startswith("llmfs") and device.type == "cpu": use_fast_linear(model)
     return model
 

@@ -1,7 +1,7 @@
 """GPTModel against transformers' GPT2LMHeadModel, side by side in one process, 124M config, random weights.
 
 Three models with the same weights: the book's GPTModel as chapter 4 builds it (`nn.Linear`, PyTorch's default CPU
-matrix library), the same model as `llmfs` runs it (`use_fast_linear`, nbs/engine/00_speed: oneDNN linear layers where
+matrix library), the same model as `llmfs` runs it (`use_fast_linear`, nbs/engine/03_speed: oneDNN linear layers where
 measured faster on this CPU, else unchanged), and `transformers`' GPT2LMHeadModel.
 
 1. One training step (forward, cross-entropy, backward) at batch 2 x 256 tokens, dropout 0 in all:
@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from llm_from_scratch.gpt_model import GPT_CONFIG_124M, GPTModel, generate_text_simple, generate_text_simple_cached
-from llm_from_scratch.engine.speed import FastLinear, cpu_name, fast_linear_speedup, use_fast_linear
+from llm_from_scratch.engine.speed import FastLinear, cpu_name, fast_linear_speedup, use_fast_linear, use_fused_layers
 
 
 def hf_model(cfg, device):
@@ -59,7 +59,8 @@ def main(args):
     book = GPTModel(cfg).to(device)
     llmfs = GPTModel(cfg).to(device)
     llmfs.load_state_dict(book.state_dict())
-    if device.type == "cpu": use_fast_linear(llmfs)   # what llmfs does on a CPU
+    use_fused_layers(llmfs)   # what llmfs does: fused layer norm and GELU ...
+    if device.type == "cpu": use_fast_linear(llmfs)   # ... and oneDNN linear layers on a CPU
     fast = type(llmfs.out_head) is FastLinear
     theirs = hf_model(cfg, device)
     name = torch.cuda.get_device_name() if device.type == "cuda" else cpu_name()

@@ -24,7 +24,7 @@ import torch
 from llm_from_scratch.gpt_model import GPT_CONFIG_124M, GPTModel
 from llm_from_scratch.pretraining import calc_loss_batch, get_device
 from llm_from_scratch.text_data import create_dataloader_v1, download
-from llm_from_scratch.engine.speed import cpu_name, use_fast_linear
+from llm_from_scratch.engine.speed import cpu_name, use_fast_linear, use_fused_layers
 
 
 class HFLogits(torch.nn.Module):
@@ -50,6 +50,7 @@ def main(args):
         torch.manual_seed(123)
         models = {"book GPTModel": GPTModel(cfg), "llmfs GPTModel": GPTModel(cfg), "transformers GPT2LMHeadModel": HFLogits(cfg)}
         models["llmfs GPTModel"].load_state_dict(models["book GPTModel"].state_dict())
+        use_fused_layers(models["llmfs GPTModel"])   # as llmfs runs it: fused layer norm and GELU, oneDNN linear layers on a CPU
         if device.type == "cpu": use_fast_linear(models["llmfs GPTModel"])
         for name, m in models.items():
             m.to(device).train()

@@ -26,9 +26,10 @@ sys.path = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).re
 import torch
 
 from llm_from_scratch.gpt_model import GPT_CONFIG_124M, GPTModel
-from llm_from_scratch.pretraining import generate_stream, load_model, save_checkpoint
+from llm_from_scratch.pretraining import generate_stream
+from llm_from_scratch.engine.checkpoints import load_model, save_checkpoint
 from llm_from_scratch.text_data import get_tokenizer
-from llm_from_scratch.engine.speed import cpu_name, use_fast_linear
+from llm_from_scratch.engine.speed import cpu_name, use_fast_linear, use_fused_layers
 
 
 def stream_server(url, prompt, n):
@@ -61,7 +62,7 @@ def main(args):
     with tempfile.TemporaryDirectory() as d:
         torch.manual_seed(123)
         save_checkpoint(Path(d) / "gpt2", GPTModel({**GPT_CONFIG_124M, "drop_rate": 0.0}))
-        model = use_fast_linear(load_model(Path(d) / "gpt2"))
+        model = use_fast_linear(use_fused_layers(load_model(Path(d) / "gpt2")))   # as the server runs it
         ids = torch.tensor([tok.encode(prompt)])
         server = subprocess.Popen([sys.executable, "-m", "llm_from_scratch", "serve", "--checkpoint", str(Path(d) / "gpt2"),
                                    "--port", "0", "--max-tokens-limit", str(args.new_tokens)], stdout=subprocess.PIPE, text=True)

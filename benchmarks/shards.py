@@ -1,4 +1,4 @@
-"""Pretraining on text larger than memory (nbs/engine/02_shards): prepare a 50 MB and a 500 MB corpus, then stream one pass over the train windows.
+"""Pretraining on text larger than memory (nbs/engine/04_shards): prepare a 50 MB and a 500 MB corpus, then stream one pass over the train windows.
 
 For each corpus: `prepare_shards` (time, MB/s, peak memory of the main process and of a worker), then one pass over every training
 window through `distributed_loader` (context 256, batch 8), with the process's resident memory sampled during the pass: VmHWM (the peak),

@@ -6,7 +6,7 @@ bonus's on a GPU (batch 8 x 1024). Each row adds one switch to the rows above it
   baseline      the book's GPTModel and torch.optim.AdamW, float32
   tf32          TF32 matrix products (GPUs from Ampere on; nothing to switch on a CPU)
   fused AdamW   one kernel updates all the weights
-  oneDNN linear the fast CPU linear layers of nbs/engine/00_speed (`use_fast_linear`; CPUs only)
+  oneDNN linear the fast CPU linear layers of nbs/engine/03_speed (`use_fast_linear`; CPUs only)
   bf16 autocast the forward pass in bfloat16 (GPUs, and CPUs with AVX512-BF16 or AMX)
   SDPA          attention in one fused kernel (`use_sdpa`; FlashAttention on GPUs)
   compile       torch.compile
@@ -34,7 +34,7 @@ sys.path = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).re
 import torch
 
 from llm_from_scratch.gpt_model import GPT_CONFIG_124M, GPTModel, flops_per_token
-from llm_from_scratch.pretraining import accumulated_step, new_train_state
+from llm_from_scratch.engine.trainer import accumulated_step, new_train_state
 from llm_from_scratch.engine.speed import cpu_name, use_fast_linear, use_sdpa
 
 NAMED_PEAKS = {"H100": {"bf16": 989e12, "tf32": 494.5e12, "fp32": 67e12}, "H200": {"bf16": 989e12, "tf32": 494.5e12, "fp32": 67e12},

@@ -8,9 +8,8 @@ Docs: https://llm-from-scratch.github.io/llm-from-scratch/classification.html.md
 __all__ = ['TRAINABLE', 'extract_member', 'download_and_unzip_spam_data', 'create_balanced_dataset', 'random_split',
            'SpamDataset', 'own_parameters', 'prepare_classifier', 'set_drop_rate', 'select_readout',
            'classifier_logits', 'calc_accuracy_loader', 'calc_loss_batch', 'calc_loss_loader', 'evaluate_model',
-           'train_classifier_simple', 'plot_values', 'classify_review', 'save_classifier', 'load_classifier',
-           'frozen_blocks', 'forward_prefix', 'forward_suffix', 'keep_length', 'CachedTexts', 'accuracy',
-           'train_classifier']
+           'train_classifier_simple', 'plot_values', 'classify_review', 'frozen_blocks', 'forward_prefix',
+           'forward_suffix', 'keep_length', 'CachedTexts', 'accuracy', 'train_classifier']
 
 # %% ../nbs/05_classification.ipynb #48d3b8a4
 import shutil
@@ -25,7 +24,6 @@ from torch.utils.data import DataLoader, Dataset
 
 from . import pretraining
 from .gpt_model import GPTModel
-from .pretraining import WEIGHTS_FILE, CheckpointError, checked_file, load_config, load_weights, save_checkpoint
 from .text_data import DATA_FILES, atomic_path, download
 
 # %% ../nbs/05_classification.ipynb #c827fbe7
@@ -249,30 +247,6 @@ def classify_review(
     with torch.no_grad(): predicted_label = torch.argmax(classifier_logits(model, input_tensor), dim=-1).item()
     return labels[predicted_label]
 
-# %% ../nbs/05_classification.ipynb #0ccd01af
-def save_classifier(
-    folder:str|Path, model:GPTModel,
-    labels:tuple[str, ...], # the name of each class, in order
-    max_length:int, # the training texts' length (pad or truncate to this)
-    base_model:str="", # where the weights came from (e.g. "gpt2"), for the record
-) -> Path:
-    "Write a classifier (a GPTModel with a classification head) as a checkpoint folder that `load_classifier` reads."
-    if model.out_head.out_features != len(labels):
-        raise ValueError(f"The model has {model.out_head.out_features} outputs but {len(labels)} labels were given")
-    info = {"labels": list(labels), "max_length": max_length, "readout": getattr(model, "readout", "last"), "base_model": base_model}
-    model.cfg = {**model.cfg, "classifier": info}
-    try: return save_checkpoint(folder, model)
-    finally: model.cfg.pop("classifier")
-
-def load_classifier(folder:str|Path, device=None) -> tuple[GPTModel, dict]:
-    "A classifier saved by `save_classifier`, in eval mode, and its record (labels, max_length, readout, base_model)."
-    cfg = load_config(folder)
-    info = cfg.pop("classifier", None)
-    if info is None: raise CheckpointError(f"{folder} holds a GPT, not a classifier (its config.json has no 'classifier' record)")
-    model = prepare_classifier(GPTModel(cfg), num_classes=len(info["labels"]), readout=info["readout"])
-    load_weights(model, checked_file(folder, WEIGHTS_FILE))
-    return model.to(device or "cpu").eval(), info
-
 # %% ../nbs/05_classification.ipynb #f26ea033
 def frozen_blocks(model:nn.Module) -> int:
     "How many leading transformer blocks of `model` (and its embeddings) are frozen and dropout-free: their outputs can be cached."
@@ -388,6 +362,9 @@ def train_classifier(model:nn.Module, train_dataset, val_dataset, optimizer, dev
         for inputs, targets in train_loader:
             optimizer.zero_grad()
             loss = train_data.loss_batch(inputs, targets, model, device)
+            if not torch.isfinite(loss):  # a nan would ruin every later step, and the accuracies would hide it
+                raise pretraining.NonFiniteLossError(f"The training loss is {loss.item()} at step {global_step + 1} (epoch {epoch + 1}): "
+                                                     "training stopped. Try a lower learning rate.")
             loss.backward()
             optimizer.step()
             examples_seen += len(targets)

@@ -47,22 +47,26 @@ def check_config(cfg:dict) -> dict:
     if not 0 <= cfg["drop_rate"] < 1: raise ValueError(f"drop_rate must be in [0, 1), not {cfg['drop_rate']}")
     return cfg
 
-# %% ../nbs/02_gpt_model.ipynb #4d03a5a0
+# %% ../nbs/02_gpt_model.ipynb #ecdecb3f
 class LayerNorm(nn.Module):
-    "Layer normalization over the last dimension: biased variance, eps 1e-5, trainable `scale` and `shift`."
-    def __init__(self, emb_dim:int, eps:float=1e-5):
+    "The book's layer normalization over the last dimension: biased variance, eps 1e-5, trainable `scale` and `shift`."
+    def __init__(self, emb_dim:int):
         super().__init__()
-        self.eps = eps
+        self.eps = 1e-5
         self.scale = nn.Parameter(torch.ones(emb_dim))
         self.shift = nn.Parameter(torch.zeros(emb_dim))
 
     def forward(self, x):
-        return F.layer_norm(x, self.scale.shape, self.scale, self.shift, self.eps)
+        mean = x.mean(dim=-1, keepdim=True)
+        var = x.var(dim=-1, keepdim=True, unbiased=False)   # biased variance, as GPT-2
+        norm_x = (x - mean) / torch.sqrt(var + self.eps)
+        return self.scale * norm_x + self.shift
 
-# %% ../nbs/02_gpt_model.ipynb #97d3c6e1
+# %% ../nbs/02_gpt_model.ipynb #30e6aa93
 class GELU(nn.Module):
-    "GELU activation, tanh approximation (GPT-2's), computed by PyTorch's fused kernel."
-    def forward(self, x): return F.gelu(x, approximate="tanh")
+    "The book's GELU activation, in the tanh approximation that GPT-2 uses."
+    def forward(self, x):
+        return 0.5 * x * (1 + torch.tanh(torch.sqrt(torch.tensor(2.0 / torch.pi)) * (x + 0.044715 * torch.pow(x, 3))))
 
 # %% ../nbs/02_gpt_model.ipynb #12298173
 class FeedForward(nn.Module):

@@ -7,9 +7,9 @@ Docs: https://llm-from-scratch.github.io/llm-from-scratch/instruction_tuning.htm
 # %% auto #0
 __all__ = ['RESPONSE_HEADER', 'DataError', 'validate_entries', 'load_json_entries', 'download_and_load_file', 'format_input',
            'split_data', 'InstructionDataset', 'custom_collate_draft_1', 'custom_collate_draft_2', 'custom_collate_fn',
-           'extract_response', 'generate_response', 'generate_batched', 'generate_responses', 'save_instruct_model',
-           'load_instruct_model', 'JudgeError', 'query_model', 'check_judge', 'StubJudge', 'score_prompt',
-           'parse_score', 'judge_responses', 'generate_model_scores', 'find_near_duplicates', 'remove_near_duplicates']
+           'extract_response', 'generate_response', 'generate_batched', 'generate_responses', 'JudgeError',
+           'query_model', 'check_judge', 'StubJudge', 'score_prompt', 'parse_score', 'judge_responses',
+           'generate_model_scores', 'find_near_duplicates', 'remove_near_duplicates']
 
 # %% ../nbs/06_instruction_tuning.ipynb #19369dfd
 import json
@@ -21,8 +21,7 @@ import torch
 from torch.utils.data import Dataset
 
 from .gpt_model import GPTModel, KVCache
-from .pretraining import (CheckpointError, generate, load_config, load_model, save_checkpoint,
-                                          text_to_token_ids, token_ids_to_text)
+from .pretraining import generate, text_to_token_ids, token_ids_to_text
 from .text_data import DATA_FILES, atomic_path, download
 
 # %% ../nbs/06_instruction_tuning.ipynb #f54f6816
@@ -233,28 +232,6 @@ def generate_responses(
                     responses[i] = extract_response(tokenizer.decode(prompts[i] + ids), input_text)
             bar.update(len(group))
     return responses
-
-# %% ../nbs/06_instruction_tuning.ipynb #e9905297
-def save_instruct_model(
-    folder:str|Path, model:GPTModel,
-    base_model:str="", # where the weights came from (e.g. "gpt2-medium"), for the record
-) -> Path:
-    "Write an instruction-finetuned GPTModel as a checkpoint folder whose config records its prompt format and base model."
-    previous = model.cfg.get("instruct")
-    model.cfg = {**model.cfg, "instruct": {"format": "alpaca", "base_model": base_model}}
-    try: return save_checkpoint(folder, model)
-    finally:
-        model.cfg.pop("instruct")
-        if previous is not None: model.cfg["instruct"] = previous
-
-
-def load_instruct_model(folder:str|Path, device=None) -> tuple[GPTModel, dict]:
-    "An instruction-finetuned model saved by `save_instruct_model`, in eval mode, and its record (format, base_model)."
-    info = load_config(folder).get("instruct")
-    if info is None:
-        raise CheckpointError(f"{folder} is not instruction-tuned (its config.json has no 'instruct' record): "
-                              f"finetune it first, e.g. with llmfs finetune-instruct")
-    return load_model(folder, device), info
 
 # %% ../nbs/06_instruction_tuning.ipynb #dffd1ce5
 class JudgeError(RuntimeError):

@@ -6,7 +6,7 @@ Docs: https://llm-from-scratch.github.io/llm-from-scratch/lora.html.md"""
 
 # %% auto #0
 __all__ = ['LORA_WEIGHTS', 'LORA_CONFIG', 'LoRALayer', 'LinearWithLoRA', 'replace_linear_with_lora', 'merge_lora',
-           'lora_state_dict', 'save_lora', 'load_lora', 'load_adapted']
+           'lora_state_dict', 'save_lora', 'load_lora']
 
 # %% ../nbs/09_lora.ipynb #7458fe58
 import json
@@ -104,21 +104,3 @@ def load_lora(folder:str|Path, model:nn.Module) -> nn.Module:
     model.load_state_dict(tensors, strict=False)
     return model
 
-def load_adapted(folder:str|Path, device=None) -> tuple[nn.Module, dict]:
-    "A model saved as adapters by `save_lora`: its base (from the record), a classifier's head if it has one, and the adapters."
-    from llm_from_scratch.classification import prepare_classifier
-    from llm_from_scratch.pretrained_weights import load_gpt2
-    from llm_from_scratch.pretraining import CheckpointError, MANIFEST_FILE, load_model
-    folder = Path(folder)
-    if not (folder/LORA_CONFIG).is_file(): raise CheckpointError(f"{folder} holds no {LORA_CONFIG}: it is not a folder of adapters")
-    record = json.loads((folder/LORA_CONFIG).read_text(encoding="utf-8"))
-    base = record.get("base_model") or ""
-    if not base: raise CheckpointError(f"{folder/LORA_CONFIG} does not name its base model")
-    model = load_model(base) if (Path(base)/MANIFEST_FILE).is_file() else load_gpt2(base)
-    if "classifier" in record:
-        info = record["classifier"]
-        model = prepare_classifier(model, num_classes=len(info["labels"]), readout=info["readout"])
-    for p in model.parameters(): p.requires_grad = False
-    try: load_lora(folder, model)
-    except ValueError as e: raise CheckpointError(str(e)) from None
-    return model.to(device or "cpu").eval(), record

@@ -7,7 +7,7 @@ Docs: https://llm-from-scratch.github.io/llm-from-scratch/pretrained_weights.htm
 # %% auto #0
 __all__ = ['GPT2_MODELS', 'GPT2_BOOK_NAMES', 'gpt2_config', 'download_gpt2', 'safetensors_header', 'mmap_safetensors',
            'gpt2_state_dict', 'tie_output_head', 'empty_gpt', 'load_weights_into_gpt', 'check_hub_checksum',
-           'load_gpt2', 'export_to_hf']
+           'load_gpt2', 'unshare', 'export_to_hf']
 
 # %% ../nbs/04_pretrained_weights.ipynb #80221e96
 import json
@@ -19,7 +19,7 @@ import torch
 import torch.nn as nn
 
 from .gpt_model import GPTModel, check_config, without_masks
-from .pretraining import CheckpointError, check_tensor_shapes, unshare
+from .pretraining import CheckpointError, check_tensor_shapes
 from .text_data import DownloadError, atomic_path, atomic_write, sha256sum
 
 # %% ../nbs/04_pretrained_weights.ipynb #22481970
@@ -218,6 +218,14 @@ def load_gpt2(
     return model.to(device or "cpu").eval()
 
 # %% ../nbs/04_pretrained_weights.ipynb #543f217f
+def unshare(tensors:dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    "The same tensors, cloning any that shares memory with an earlier one (safetensors stores each tensor on its own)."
+    out, seen = {}, set()
+    for name, t in tensors.items():
+        out[name] = t.clone() if t.data_ptr() in seen else t
+        seen.add(out[name].data_ptr())
+    return out
+
 def export_to_hf(model:GPTModel, folder:str|Path) -> Path:
     "Write `model` as a Hugging Face GPT-2 folder (model.safetensors + config.json)."
     from safetensors.torch import save_file

@@ -88,18 +88,33 @@ def find_highest_gradient(model:nn.Module) -> torch.Tensor|None:
 # %% ../nbs/07_training_at_scale.ipynb #6f123af8
 def train_model(model:nn.Module, train_loader, val_loader, optimizer, device, n_epochs:int, eval_freq:int, eval_iter:int,
                 start_context:str, tokenizer, warmup_steps:int, initial_lr:float=3e-05, min_lr:float=1e-6,
-                **options, # more options of notebook 03's loop: grad_accum, precision, checkpoint_dir, progress, ...
                ) -> tuple[list, list, list, list]:
-    "The book's appendix-D loop (warmup, cosine decay, clipping after the warmup) on notebook 03's loop: the losses, tokens seen and learning rates."
-    peak_lr = optimizer.param_groups[0].setdefault("peak_lr", optimizer.param_groups[0]["lr"])  # the optimizer's rate is the peak
-    # (kept in the optimizer's state, which a checkpoint saves: a resumed run's optimizer holds its last scheduled rate)
-    steps_per_epoch = math.ceil(len(train_loader) / options.get("grad_accum", 1))
-    total_training_steps = steps_per_epoch * n_epochs
-    schedule = lambda step: warmup_cosine_lr(step, total_training_steps, warmup_steps, peak_lr, initial_lr, min_lr)
-    options = {"grad_clip": 1.0, "clip_from": warmup_steps, **options}  # the book clips at 1.0 after the warmup
-    state = pretraining.train_model(model, train_loader, val_loader, optimizer, device, n_epochs, eval_freq, eval_iter,
-                                    start_context=start_context, tokenizer=tokenizer, lr_schedule=schedule, **options)
-    return state.train_losses, state.val_losses, state.track_tokens_seen, state.track_lrs
+    "The book's appendix-D loop: warmup, cosine decay and clipping after the warmup; the losses, tokens seen and learning rates."
+    train_losses, val_losses, track_tokens_seen, track_lrs = [], [], [], []
+    tokens_seen, global_step = 0, -1
+    peak_lr = optimizer.param_groups[0]["lr"]  # the optimizer's learning rate is the peak
+    total_training_steps = len(train_loader) * n_epochs
+    for epoch in range(n_epochs):
+        model.train()
+        for input_batch, target_batch in train_loader:
+            optimizer.zero_grad()
+            global_step += 1
+            lr = warmup_cosine_lr(global_step, total_training_steps, warmup_steps, peak_lr, initial_lr, min_lr)
+            for param_group in optimizer.param_groups: param_group["lr"] = lr
+            track_lrs.append(lr)
+            loss = pretraining.calc_loss_batch(input_batch, target_batch, model, device)
+            loss.backward()
+            if global_step >= warmup_steps:  # the book's corrected >= (its first printing clipped one step late)
+                torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm=1.0)
+            optimizer.step()
+            tokens_seen += input_batch.numel()
+            if global_step % eval_freq == 0:
+                train_loss, val_loss = pretraining.evaluate_model(model, train_loader, val_loader, device, eval_iter)
+                train_losses.append(train_loss); val_losses.append(val_loss)
+                track_tokens_seen.append(tokens_seen)
+                print(f"Ep {epoch+1} (Iter {global_step:06d}): Train loss {train_loss:.3f}, Val loss {val_loss:.3f}")
+        pretraining.generate_and_print_sample(model, tokenizer, device, start_context)
+    return train_losses, val_losses, track_tokens_seen, track_lrs
 
 # %% ../nbs/07_training_at_scale.ipynb #a8a60b15
 def training_memory_gb(

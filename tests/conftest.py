@@ -3,11 +3,12 @@ import pytest
 import torch
 
 from llmfs_helpers import FAST, llmfs
-from llm_from_scratch.classification import prepare_classifier, save_classifier
+from llm_from_scratch.classification import prepare_classifier
+from llm_from_scratch.engine.checkpoints import save_classifier
 from llm_from_scratch.gpt_model import GPT_CONFIG_SMALL, GPT_CONFIG_TINY, GPTModel
-from llm_from_scratch.instruction_tuning import save_instruct_model
+from llm_from_scratch.engine.checkpoints import save_instruct_model
 from llm_from_scratch.modern_llms import save_tiny_chat_model
-from llm_from_scratch.pretraining import save_checkpoint
+from llm_from_scratch.engine.checkpoints import save_checkpoint
 
 
 @pytest.fixture(scope="session")

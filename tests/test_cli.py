@@ -94,7 +94,7 @@ def greedy_continuation(model, prompt, n):
 
 
 def test_generate_streams_the_continuation(full_run):
-    from llm_from_scratch.pretraining import load_model
+    from llm_from_scratch.engine.checkpoints import load_model
     out, prompt = full_run[0], "Every effort moves you"
     greedy = llmfs("generate", "--checkpoint", out, "--prompt", prompt, "--max-new-tokens", 10, "--temperature", 0, "--no-fast-linear")
     assert greedy.returncode == 0, greedy.stderr
@@ -271,7 +271,8 @@ def test_finetune_instruct_refuses_bad_data_in_one_line(content, message, full_r
 
 
 def test_chat_answers_an_instruction_and_refuses_a_plain_gpt(instruct, full_run):
-    from llm_from_scratch.instruction_tuning import RESPONSE_HEADER, format_input, load_instruct_model
+    from llm_from_scratch.instruction_tuning import RESPONSE_HEADER, format_input
+    from llm_from_scratch.engine.checkpoints import load_instruct_model
     r = llmfs("chat", "--checkpoint", instruct[0], "--prompt", "Name a fruit.", "--max-new-tokens", 5, "--no-fast-linear")
     prompt = format_input({"instruction": "Name a fruit.", "input": ""}) + RESPONSE_HEADER   # the Alpaca prompt, answered greedily
     assert r.returncode == 0 and r.stdout == greedy_continuation(load_instruct_model(instruct[0])[0], prompt, 5) + "\n", r.stderr
@@ -402,7 +403,8 @@ def dpo(instruct, tmp_path_factory):
 
 def test_dpo_moves_the_model_towards_the_chosen_answers_and_chat_reads_it(dpo, instruct):
     import json
-    from llm_from_scratch.instruction_tuning import RESPONSE_HEADER, format_input, load_instruct_model
+    from llm_from_scratch.instruction_tuning import RESPONSE_HEADER, format_input
+    from llm_from_scratch.engine.checkpoints import load_instruct_model
     out, r = dpo
     assert sorted(p.name for p in out.iterdir()) == ["config.json", "dpo.json", "instruction-data-with-response.json", "loss.png",
                                                      "manifest.json", "model.safetensors"]

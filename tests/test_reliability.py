@@ -13,7 +13,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import torch
 
-from llm_from_scratch.pretraining import CheckpointError, load_training_state
+from llm_from_scratch.pretraining import CheckpointError
+from llm_from_scratch.engine.checkpoints import load_training_state
 from llm_from_scratch.pretrained_weights import load_gpt2, mmap_safetensors
 from llm_from_scratch.text_data import DataFile, DownloadError, atomic_write, download
 
@@ -132,7 +133,6 @@ def test_a_pth_missing_a_tensor_names_it(tmp_path):
     (["pretrain", *FAST, "--lr", "inf"], "--lr must be a positive number"),
     (["pretrain", *FAST, "--eval-freq", "0"], "--eval-freq must be at least 1, not 0"),
     (["pretrain", *FAST, "--epochs", "0"], "--epochs must be at least 1, not 0"),
-    (["pretrain", "--resume", "somewhere", "--config", "tiny"], "--config cannot be used with --resume"),
     (["generate", "--checkpoint", "x", "--prompt", "Hi", "--temperature", "nan"], "--temperature must be a finite number >= 0"),
     (["generate", "--checkpoint", "x", "--prompt", "Hi", "--temperature", "inf"], "--temperature must be a finite number >= 0"),
     (["generate", "--checkpoint", "x", "--prompt", "Hi", "--max-new-tokens", "-5"], "--max-new-tokens must be at least 0, not -5"),
@@ -176,10 +176,26 @@ def test_a_new_run_never_replaces_a_finished_one(full_run, tmp_path):
     assert (copy / "model.safetensors").read_bytes() != before
 
 
+
+def test_overwrite_keeps_the_old_run_until_the_new_one_has_a_checkpoint(full_run, tmp_path):
+    "--overwrite removed the finished run first; a new run that failed in its first epoch then left the folder empty."
+    for f in full_run[0].iterdir(): (tmp_path / f.name).write_bytes(f.read_bytes())
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    r = llmfs("pretrain", *FAST, "--epochs", 1, "--lr", "1e6", "--out", tmp_path, "--overwrite")
+    assert r.returncode == 1 and "training stopped" in r.stderr and "is kept" in r.stderr, r.stderr[-1500:]
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before   # the old run, whole
+    (tmp_path / "adapters.json").write_text("{}")   # a file of an older run of another kind
+    r = llmfs("pretrain", *FAST, "--epochs", 1, "--seed", 7, "--out", tmp_path, "--overwrite")
+    assert r.returncode == 0, r.stderr
+    assert not (tmp_path / "adapters.json").exists() and (tmp_path / "loss.png").read_bytes() != before["loss.png"]
+
 def test_a_resume_checks_the_weights_and_keeps_the_runs_settings(full_run, tmp_path):
     finished = full_run[0]
     for f in finished.iterdir(): (tmp_path / f.name).write_bytes(f.read_bytes())
     one_line_error(llmfs("pretrain", "--resume", tmp_path, "--epochs", 3, "--eval-freq", 7), "--eval-freq 7 differs from the resumed run's 20")
+    one_line_error(llmfs("pretrain", "--resume", tmp_path, "--epochs", 3, "--config", "small"), "--config small differs from the resumed run's tiny")
+    r = llmfs("pretrain", "--resume", tmp_path, "--epochs", 2, "--config", "tiny")   # the run's own config: accepted
+    assert r.returncode == 0 and "has already trained 2 epochs" in r.stdout, r.stderr
     data = bytearray((tmp_path / "model.safetensors").read_bytes()); data[-7] ^= 1
     (tmp_path / "model.safetensors").write_bytes(bytes(data))
     one_line_error(llmfs("pretrain", "--resume", tmp_path, "--epochs", 3), "model.safetensors does not match manifest.json")
@@ -207,6 +223,41 @@ def test_a_resume_with_a_damaged_state_field_is_refused(full_run, tmp_path):
     one_line_error(llmfs("pretrain", "--resume", tmp_path, "--epochs", 3), "state.epoch is 'one': it must be an integer >= 0")
 
 
+
+def rewrite_state(folder, change):
+    "Apply `change` to a checkpoint's training_state.pt and record the new file in its manifest, as a careful forger would."
+    import hashlib
+    saved = torch.load(folder / "training_state.pt", weights_only=True)
+    change(saved)
+    torch.save(saved, folder / "training_state.pt")
+    manifest = json.loads((folder / "manifest.json").read_text())
+    data = (folder / "training_state.pt").read_bytes()
+    manifest["files"]["training_state.pt"] = {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+
+
+def one_element_moments(saved):
+    for entry in saved["optimizer"]["state"].values(): entry["exp_avg"] = entry["exp_avg_sq"] = torch.zeros(1)
+
+
+def cut_first_moment(saved):
+    first = saved["optimizer"]["state"][0]
+    first["exp_avg"] = first["exp_avg"][:5].clone()   # tok_emb's (50257, 64) cut to (5, 64)
+
+
+@pytest.mark.parametrize("change, message", [
+    (one_element_moments, "the optimizer's exp_avg for tok_emb.weight has shape (1,)"),
+    (cut_first_moment, "the optimizer's exp_avg for tok_emb.weight has shape (5, 64)")])
+def test_a_crafted_optimizer_state_is_refused_naming_the_tensor(full_run, tmp_path, change, message):
+    "One-element AdamW moments crashed the fused step (exit 139); a cut one trained an epoch and was saved again."
+    finished = full_run[0]
+    for f in finished.iterdir(): (tmp_path / f.name).write_bytes(f.read_bytes())
+    rewrite_state(tmp_path, change)
+    before = (tmp_path / "training_state.pt").read_bytes()
+    r = llmfs("pretrain", "--resume", tmp_path, "--epochs", 3)
+    one_line_error(r, message)
+    assert (tmp_path / "training_state.pt").read_bytes() == before   # nothing trained, nothing saved
+
 def test_a_resumed_run_does_not_download_its_recorded_urls(tmp_path):
     text = (tmp_path / "story.txt")
     text.write_text(open(os.environ.get("LLM_FROM_SCRATCH_DATA", "") + "/the-verdict.txt").read()
@@ -227,7 +278,7 @@ def test_a_resumed_run_does_not_download_its_recorded_urls(tmp_path):
 KILLED_SAVE = """
 import os, sys, torch
 from llm_from_scratch.gpt_model import GPT_CONFIG_TINY, GPTModel
-from llm_from_scratch.pretraining import save_checkpoint
+from llm_from_scratch.engine.checkpoints import save_checkpoint
 folder, kill_at = sys.argv[1], int(sys.argv[2])
 torch.manual_seed(2)
 model = GPTModel(GPT_CONFIG_TINY)
@@ -245,7 +296,7 @@ print(renames[0])
 def tiny_checkpoint(folder, seed, step):
     "A checkpoint of a tiny model of `seed`, with `state['step'] == step`; returns the weights file's bytes."
     from llm_from_scratch.gpt_model import GPT_CONFIG_TINY, GPTModel
-    from llm_from_scratch.pretraining import save_checkpoint
+    from llm_from_scratch.engine.checkpoints import save_checkpoint
     torch.manual_seed(seed)
     model = GPTModel(GPT_CONFIG_TINY)
     save_checkpoint(folder, model, torch.optim.AdamW(model.parameters()), {"step": step})
@@ -253,7 +304,7 @@ def tiny_checkpoint(folder, seed, step):
 
 
 def test_a_save_killed_at_any_rename_leaves_the_old_or_the_new_checkpoint(tmp_path):
-    from llm_from_scratch.pretraining import load_model, load_training_state, recover_checkpoint
+    from llm_from_scratch.engine.checkpoints import load_model, load_training_state, recover_checkpoint
     old = tiny_checkpoint(tmp_path / "old", seed=1, step=1)
     new = tiny_checkpoint(tmp_path / "new", seed=2, step=2)
     done = subprocess.run([sys.executable, "-c", KILLED_SAVE, tmp_path / "count", "0"], capture_output=True, text=True)
@@ -284,7 +335,7 @@ def test_a_save_killed_at_any_rename_leaves_the_old_or_the_new_checkpoint(tmp_pa
 
 
 def test_flipped_bytes_or_a_foreign_file_are_refused(tmp_path):
-    from llm_from_scratch.pretraining import load_model, load_training_state
+    from llm_from_scratch.engine.checkpoints import load_model, load_training_state
     tiny_checkpoint(tmp_path / "a", seed=1, step=1)
     tiny_checkpoint(tmp_path / "b", seed=2, step=2)
     (tmp_path / "a" / "training_state.pt").write_bytes((tmp_path / "b" / "training_state.pt").read_bytes())
@@ -312,27 +363,52 @@ def test_a_full_disk_during_a_save_is_one_line_and_keeps_the_previous_checkpoint
     assert {f.name: f.read_bytes() for f in tmp_path.iterdir()} == before
 
 
+
+@pytest.mark.parametrize("patch", [
+    "import safetensors, safetensors.torch\n"
+    "def full(tensors, path, metadata=None):\n"
+    "    open(os.path.join(os.path.dirname(path), '.tmpAbC123'), 'wb').write(b'x' * 1000)   # what safetensors leaves\n"
+    "    raise safetensors.SafetensorError('Error while serializing: IoError(No space left on device (os error 28))')\n"
+    "safetensors.torch.save_file = full\n",
+    "import torch\n"
+    "def full(*a, **k): raise RuntimeError('[enforce fail at inline_container.cc:664] . unexpected pos 1216 vs 1164')\n"
+    "torch.save = full\n"])
+def test_a_full_disk_as_safetensors_or_torch_report_it_is_one_line(full_run, tmp_path, patch):
+    "safetensors' SafetensorError and torch.save's RuntimeError are not OSErrors: they were tracebacks, and left a .tmpXXXXXX."
+    for f in full_run[0].iterdir(): (tmp_path / f.name).write_bytes(f.read_bytes())
+    before = {f.name: f.read_bytes() for f in tmp_path.iterdir()}
+    script = ("import os\n" + patch + "from llm_from_scratch.engine.cli import main\n"
+              f"raise SystemExit(main(['pretrain', '--resume', {str(tmp_path)!r}, '--epochs', '3']))")
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 1, r.stderr
+    errors = [line for line in r.stderr.splitlines() if line.startswith("llmfs: error")]
+    assert len(errors) == 1 and errors[0].startswith(f"llmfs: error: could not write the checkpoint in {tmp_path}: "), r.stderr
+    assert errors[0].endswith(f"the last complete checkpoint in {tmp_path} is kept") and "Traceback" not in r.stderr, r.stderr
+    assert {f.name: f.read_bytes() for f in tmp_path.iterdir()} == before   # no leftovers
+
 def test_non_finite_evaluation_losses_stop_training(tmp_path):
     from llm_from_scratch.gpt_model import GPT_CONFIG_TINY, GPTModel
-    from llm_from_scratch.pretraining import NonFiniteLossError, train_model
+    from llm_from_scratch.pretraining import NonFiniteLossError
+    from llm_from_scratch.engine import trainer
     torch.manual_seed(0)
     model = GPTModel(GPT_CONFIG_TINY)
     with torch.no_grad(): model.tok_emb.weight[7] = float("nan")   # token 7 breaks the model; training never sees it
     train = [(x, x) for x in torch.randint(100, 50257, (3, 2, 16))]
     val = [(torch.full((2, 16), 7), torch.full((2, 16), 7))]
     with pytest.raises(NonFiniteLossError, match="evaluation losses are .* and nan"):
-        train_model(model, train, val, torch.optim.SGD(model.parameters(), lr=0.0), "cpu", 1, 1, 1, log=lambda *a: None)
+        trainer.train(model, train, val, torch.optim.SGD(model.parameters(), lr=0.0), "cpu", 1, 1, 1, log=lambda *a: None)
 
 
 def test_a_checkpoint_is_never_written_with_non_finite_weights(tmp_path):
     from llm_from_scratch.gpt_model import GPT_CONFIG_TINY, GPTModel
-    from llm_from_scratch.pretraining import NonFiniteLossError, train_model
+    from llm_from_scratch.pretraining import NonFiniteLossError
+    from llm_from_scratch.engine import trainer
     torch.manual_seed(0)
     model = GPTModel(GPT_CONFIG_TINY)
     with torch.no_grad(): model.pos_emb.weight[63] = float("inf")   # a position these 16-token batches never reach
     batches = [(x, x) for x in torch.randint(0, 50257, (3, 2, 16))]
     with pytest.raises(NonFiniteLossError, match="weights hold nan or infinite values"):
-        train_model(model, batches, batches, torch.optim.SGD(model.parameters(), lr=0.0), "cpu", 1, 100, 1,
+        trainer.train(model, batches, batches, torch.optim.SGD(model.parameters(), lr=0.0), "cpu", 1, 100, 1,
                     log=lambda *a: None, checkpoint_dir=tmp_path)
     assert not (tmp_path / "model.safetensors").exists()
 
@@ -354,3 +430,13 @@ def test_a_corrupt_file_in_the_hub_cache_is_refused(tmp_path):
     damaged = bytearray(data); damaged[-10] ^= 0xFF
     blob.write_bytes(bytes(damaged))
     with pytest.raises(CheckpointError, match="does not match the SHA-256 that the Hugging Face hub gave"): load_gpt2(snapshot)
+
+
+def test_a_diverged_classifier_is_never_saved_nor_praised(full_run, tmp_path):
+    "--lr 1e9 made finetune-classifier exit 0 with 100% accuracy printed and 17 NaN tensors saved; now one line, nothing written."
+    r = llmfs("finetune-classifier", "--checkpoint", full_run[0], "--lr", "1e9", "--epochs", 1, "--out", tmp_path / "clf", "--no-fast-linear")
+    assert r.returncode == 1, (r.returncode, r.stdout[-500:], r.stderr[-2000:])
+    errors = [line for line in r.stderr.splitlines() if "llmfs: error:" in line]   # (after a progress bar's carriage returns)
+    assert len(errors) == 1 and ("nan" in errors[0] or "infinite" in errors[0]) and "Nothing was written" in errors[0], r.stderr[-2000:]
+    assert "Traceback" not in r.stderr and "Accuracy" not in r.stdout
+    assert not (tmp_path / "clf" / "model.safetensors").exists()

@@ -57,6 +57,21 @@ def test_bad_requests_get_400_with_a_message(instruct):
         client.chat.completions.create(model="instruct", messages=hi, max_tokens=999)
 
 
+
+def test_a_keyless_server_answers_only_names_of_this_machine(instruct):
+    "DNS rebinding: a page of evil.example, whose name now resolves to 127.0.0.1, sends its own Host (and a matching Origin)."
+    import http.client
+    port = int(instruct.rsplit(":", 1)[1])
+    body = json.dumps({"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 2})
+    def status(host):
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        conn.request("POST", "/v1/chat/completions", body, {"Host": host, "Origin": f"http://{host}", "Content-Type": "application/json"})
+        r = conn.getresponse(); reply = r.read().decode(); conn.close()
+        return r.status, reply
+    code, reply = status(f"evil.example:{port}")
+    assert code == 403 and "answers only requests addressed to this machine" in reply, (code, reply)
+    assert status(f"localhost:{port}")[0] == status(f"127.0.0.1:{port}")[0] == 200
+
 def test_notebook_06_judge_client_against_the_server(instruct, serve_models):
     "The book's judge client (Ollama's API, and the OpenAI-compatible one) with a course model as the judge."
     assert check_judge("instruct", instruct + "/api/chat") == "instruct"
@@ -109,7 +124,7 @@ def test_a_chat_model_answers_in_its_template(serve_models):
 
 
 def test_a_classifier_labels_texts_and_an_api_key_guards_it(serve_models):
-    from llm_from_scratch.classification import load_classifier
+    from llm_from_scratch.engine.checkpoints import load_classifier
     model, info = load_classifier(serve_models[0] / "classifier")
     with running("--checkpoint", serve_models[0] / "classifier", "--api-key", "s3cret") as url:
         assert get(url + "/health")["kind"] == "classifier"                    # /health and the page need no key

@@ -77,7 +77,7 @@ def test_stop_ends_the_answer_and_frees_the_model(browser, serve_models, tmp_pat
 
 
 def test_the_classifier_page_shows_a_label_and_its_probability(browser, serve_models, tmp_path):
-    from llm_from_scratch.classification import load_classifier
+    from llm_from_scratch.engine.checkpoints import load_classifier
     from llm_from_scratch.engine.serve import classify_text
     model, info = load_classifier(serve_models[0] / "classifier")
     probs, _ = classify_text(model, info, "WINNER!! Claim your prize now")

@@ -1,4 +1,4 @@
-"Text larger than memory (nbs/engine/02_shards): prepare_shards (contents, index, skips, resume), ShardDataset, the sampler, and the command line."
+"Text larger than memory (nbs/engine/04_shards): prepare_shards (contents, index, skips, resume), ShardDataset, the sampler, and the command line."
 import json
 from pathlib import Path
 

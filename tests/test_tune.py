@@ -1,4 +1,4 @@
-"The hyperparameter search (nbs/engine/03_tuning, Optuna): a tiny search, resume, a killed run, pruning, a non-finite loss, two processes, llmfs tune."
+"The hyperparameter search (nbs/engine/05_tuning, Optuna): a tiny search, resume, a killed run, pruning, a non-finite loss, two processes, llmfs tune."
 import json
 import os
 import signal

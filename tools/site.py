@@ -184,7 +184,7 @@ def notebooks(nbs: Path = NBS) -> list:
 
 
 def rel(path: Path, nbs: Path = NBS) -> str:
-    "A notebook's name on the site: its path below nbs/, with forward slashes (`engine/05_cli.ipynb`)."
+    "A notebook's name on the site: its path below nbs/, with forward slashes (`engine/07_cli.ipynb`)."
     return Path(path).relative_to(nbs).as_posix()
 
 
@@ -282,7 +282,7 @@ def cell_code(source: str) -> str:
 
 
 def page_of(name: str, fm: dict) -> str:
-    "The page (from the site's root) of the notebook `name` (`engine/05_cli.ipynb`), given its frontmatter."
+    "The page (from the site's root) of the notebook `name` (`engine/07_cli.ipynb`), given its frontmatter."
     folder = posixpath.dirname(name)
     return posixpath.join(folder, fm.get("output-file", posixpath.basename(name).replace(".ipynb", ".html")))
 
