@@ -42,9 +42,13 @@ def check_config(cfg:dict) -> dict:
     required = ("vocab_size", "context_length", "emb_dim", "n_heads", "n_layers", "drop_rate", "qkv_bias")
     if missing := [k for k in required if k not in cfg]: raise ValueError(f"The config lacks {missing}; it needs {list(required)}")
     for k in ("vocab_size", "context_length", "emb_dim", "n_heads", "n_layers"):
-        if not isinstance(cfg[k], int) or cfg[k] < 1: raise ValueError(f"{k} must be a positive integer, not {cfg[k]!r}")
+        if type(cfg[k]) is not int or cfg[k] < 1: raise ValueError(f"{k} must be a positive integer, not {cfg[k]!r}")  # (True is no size)
     if cfg["emb_dim"] % cfg["n_heads"]: raise ValueError(f"emb_dim = {cfg['emb_dim']} is not divisible by n_heads = {cfg['n_heads']}")
-    if not 0 <= cfg["drop_rate"] < 1: raise ValueError(f"drop_rate must be in [0, 1), not {cfg['drop_rate']}")
+    if type(cfg["drop_rate"]) not in (int, float) or not 0 <= cfg["drop_rate"] < 1:
+        raise ValueError(f"drop_rate must be a number in [0, 1), not {cfg['drop_rate']!r}")
+    if type(cfg["qkv_bias"]) is not bool: raise ValueError(f"qkv_bias must be true or false, not {cfg['qkv_bias']!r}")
+    if (masks := cfg["n_layers"] * cfg["context_length"] ** 2) > 2**34:  # one (context x context) causal mask per block, a byte each
+        raise ValueError(f"context_length {cfg['context_length']:,} is too long: the causal masks alone would take {masks / 2**30:,.0f} GiB")
     return cfg
 
 # %% ../nbs/02_gpt_model.ipynb #ecdecb3f

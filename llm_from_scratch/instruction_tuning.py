@@ -284,7 +284,8 @@ def query_model(
     try:
         with _http(url, payload, api_key, timeout) as response:
             for raw in response:
-                line = raw.decode("utf-8").strip()
+                try: line = raw.decode("utf-8").strip()
+                except UnicodeDecodeError: raise JudgeError(f"{url} sent bytes that are not UTF-8 text: {raw[:60]!r}") from None
                 if not line or line.startswith(":"): continue  # keep-alives and SSE comments
                 if kind == "openai" and line.startswith("data:"):
                     line = line[len("data:"):].strip()
@@ -293,9 +294,13 @@ def query_model(
                 except json.JSONDecodeError: raise JudgeError(f"{url} sent something that is not JSON: {line[:100]!r}") from None
                 if not isinstance(chunk, dict): raise JudgeError(f"{url} sent JSON that is not a chat reply: {line[:100]!r}")
                 if "error" in chunk: raise JudgeError(f"{url}: {chunk['error']}")
-                if kind == "ollama": reply.append((chunk.get("message") or {}).get("content") or "")
-                else:  # streamed chunks carry a delta; a server that does not stream sends one whole message
-                    reply.extend((c.get("delta") or c.get("message") or {}).get("content") or "" for c in chunk.get("choices", []))
+                try:
+                    if kind == "ollama": pieces = [(chunk.get("message") or {}).get("content") or ""]
+                    else:  # streamed chunks carry a delta; a server that does not stream sends one whole message
+                        pieces = [(c.get("delta") or c.get("message") or {}).get("content") or "" for c in chunk.get("choices") or []]
+                except (AttributeError, TypeError): pieces = [None]  # e.g. {"message": "87"} or {"choices": ["x"]}
+                if not all(isinstance(p, str) for p in pieces): raise JudgeError(f"{url} sent JSON that is not a chat reply: {line[:100]!r}")
+                reply.extend(pieces)
     except (http.client.HTTPException, OSError) as e:  # the connection broke or timed out mid-reply
         raise JudgeError(f"{url}: the reply broke off ({type(e).__name__}: {e})") from None
     return "".join(reply)
@@ -307,8 +312,10 @@ def check_judge(model:str="llama3", url:str="http://localhost:11434/api/chat", a
     with _http(base + ("/api/tags" if kind == "ollama" else "/v1/models"), api_key=api_key, timeout=10) as response:
         try: listing = json.loads(response.read().decode("utf-8"))
         except json.JSONDecodeError: raise JudgeError(f"{base} answered, but not as an Ollama or OpenAI-compatible server") from None
-    names = [m.get("name") or m.get("model") for m in listing.get("models", [])] if kind == "ollama" else \
-            [m.get("id") for m in listing.get("data", [])]
+    try:
+        names = [m.get("name") or m.get("model") for m in listing.get("models", [])] if kind == "ollama" else \
+                [m.get("id") for m in listing.get("data", [])]
+    except (AttributeError, TypeError): raise JudgeError(f"{base} answered, but not as an Ollama or OpenAI-compatible server") from None
     if model not in names and f"{model}:latest" not in names:
         how = f"`ollama pull {model}`" if kind == "ollama" else "load it on that server"
         raise JudgeError(f"the judge at {base} has no model {model!r} (it has {', '.join(map(str, names)) or 'none'}): {how}")

@@ -27,10 +27,11 @@ def env_with(**changes):
 
 
 def one_line_error(r, message):
-    "The command failed with exit status 2 and exactly one line on stderr, containing `message`."
+    "The command failed with exit status 2 and exactly one line on stderr (besides `llmfs: warning:` lines), containing `message`."
     assert r.returncode == 2, (r.returncode, r.stderr)
     assert message in r.stderr, r.stderr
-    assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr, r.stderr
+    lines = [line for line in r.stderr.strip().splitlines() if not line.startswith("llmfs: warning:")]
+    assert len(lines) == 1 and "Traceback" not in r.stderr, r.stderr
 
 
 # ---- downloads
@@ -440,3 +441,112 @@ def test_a_diverged_classifier_is_never_saved_nor_praised(full_run, tmp_path):
     assert len(errors) == 1 and ("nan" in errors[0] or "infinite" in errors[0]) and "Nothing was written" in errors[0], r.stderr[-2000:]
     assert "Traceback" not in r.stderr and "Accuracy" not in r.stdout
     assert not (tmp_path / "clf" / "model.safetensors").exists()
+
+
+# ---- round 2: one line where a traceback was
+
+def copy_run(src, dst):
+    for f in src.iterdir(): (dst / f.name).write_bytes(f.read_bytes())
+    return dst
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"drop_rate": "abc"}, "drop_rate must be a number in [0, 1), not 'abc'"),
+    ({"drop_rate": None}, "drop_rate must be a number in [0, 1), not None"),
+    ({"vocab_size": True}, "vocab_size must be a positive integer, not True"),
+    ({"qkv_bias": "no"}, "qkv_bias must be true or false, not 'no'"),
+    ({"context_length": 10**12}, "context_length 1,000,000,000,000 is too long")])
+def test_a_config_of_the_wrong_kind_is_one_line(full_run, tmp_path, change, message):
+    copy_run(full_run[0], tmp_path)
+    (tmp_path / "manifest.json").unlink()   # a hand-edited folder, as before manifests
+    cfg = json.loads((tmp_path / "config.json").read_text())
+    (tmp_path / "config.json").write_text(json.dumps({**cfg, **change}))
+    one_line_error(llmfs("generate", "--checkpoint", tmp_path, "--prompt", "Hi", "--max-new-tokens", 2), message)
+
+
+def test_an_empty_data_file_is_one_line(full_run, tmp_path):
+    (tmp_path / "empty.csv").write_text("")
+    one_line_error(llmfs("finetune-classifier", "--checkpoint", full_run[0], "--data", tmp_path / "empty.csv", "--out", tmp_path / "clf"),
+                   "the file is empty")
+
+
+@pytest.mark.parametrize("port", ["-1", "70000"])
+def test_serve_refuses_a_port_out_of_range(full_run, port):
+    pytest.importorskip("fastapi")
+    one_line_error(llmfs("serve", "--checkpoint", full_run[0], "--port", port), f"--port must be from 0 (any free port) to 65535, not {port}")
+
+
+def test_a_resume_with_a_damaged_generator_state_is_refused(full_run, tmp_path):
+    "A 3-byte RNG state was refused by torch only after the model had loaded, as a traceback."
+    copy_run(full_run[0], tmp_path)
+    (tmp_path / "manifest.json").unlink()
+    saved = torch.load(tmp_path / "training_state.pt", weights_only=True)
+    saved["state"]["rng"]["cpu"] = torch.zeros(3, dtype=torch.uint8)
+    torch.save(saved, tmp_path / "training_state.pt")
+    one_line_error(llmfs("pretrain", "--resume", tmp_path, "--epochs", 3), "state.rng is not a random generator state")
+
+
+@pytest.fixture
+def judge_replying():
+    "A server that answers every request with the bytes it is given; its chat URL."
+    reply = {}
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self): self.do_POST()
+        def do_POST(self):
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            self.send_response(200); self.send_header("Content-Type", "application/json"); self.end_headers()
+            self.wfile.write(reply["body"])
+        def log_message(self, *args): pass
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    def url(body):
+        reply["body"] = body
+        return f"http://127.0.0.1:{server.server_address[1]}"
+    yield url
+    server.shutdown()
+
+
+@pytest.mark.parametrize("body, path, message", [
+    (b"\xff\xfe not utf-8\n", "/api/chat", "sent bytes that are not UTF-8 text"),
+    (b'{"message": "87"}\n', "/api/chat", "sent JSON that is not a chat reply"),
+    (b'data: {"choices": ["x"]}\n\n', "/v1/chat/completions", "sent JSON that is not a chat reply"),
+    (b'{"message": {"content": 87}}\n', "/api/chat", "sent JSON that is not a chat reply")])
+def test_a_judge_that_answers_garbage_is_one_line(judge_replying, body, path, message):
+    from llm_from_scratch.instruction_tuning import JudgeError, query_model
+    with pytest.raises(JudgeError, match=message): query_model("Score this.", url=judge_replying(body) + path)
+
+
+def test_a_judge_whose_model_list_is_garbage_is_one_line(judge_replying):
+    from llm_from_scratch.instruction_tuning import JudgeError, check_judge
+    with pytest.raises(JudgeError, match="not as an Ollama or OpenAI-compatible server"): check_judge(url=judge_replying(b"[1, 2]") + "/api/chat")
+
+
+def test_adapters_truncated_or_without_their_base_are_one_line(tmp_path):
+    from llm_from_scratch.engine.checkpoints import load_adapted, save_checkpoint
+    from llm_from_scratch.gpt_model import GPT_CONFIG_TINY, GPTModel
+    from llm_from_scratch.lora import replace_linear_with_lora, save_lora
+    torch.manual_seed(0)
+    save_checkpoint(tmp_path / "base", GPTModel(GPT_CONFIG_TINY))
+    model = GPTModel(GPT_CONFIG_TINY)
+    for p in model.parameters(): p.requires_grad = False
+    replace_linear_with_lora(model, rank=2, alpha=4)
+    save_lora(tmp_path / "adapters", model, base_model=str(tmp_path / "base"))
+    load_adapted(tmp_path / "adapters")   # whole: it loads
+    data = (tmp_path / "adapters" / "adapters.safetensors").read_bytes()
+    (tmp_path / "adapters" / "adapters.safetensors").write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="adapters.safetensors is corrupt or truncated"): load_adapted(tmp_path / "adapters")
+    (tmp_path / "adapters" / "adapters.safetensors").write_bytes(data)
+    (tmp_path / "base").rename(tmp_path / "moved")
+    with pytest.raises(CheckpointError, match="names the base model .*base, which does not exist"): load_adapted(tmp_path / "adapters")
+
+
+def test_a_checkpoint_without_its_manifest_is_used_with_a_warning(full_run, tmp_path):
+    "With manifest.json deleted, flipped bytes loaded silently; now every command says the files go unchecked."
+    copy_run(full_run[0], tmp_path)
+    (tmp_path / "manifest.json").unlink()
+    r = llmfs("generate", "--checkpoint", tmp_path, "--prompt", "Every effort", "--max-new-tokens", 3, "--temperature", 0)
+    assert r.returncode == 0, r.stderr
+    warnings_said = [line for line in r.stderr.splitlines() if line.startswith("llmfs: warning:")]
+    assert len(warnings_said) == 1 and "has no manifest.json: its files are used unchecked" in warnings_said[0], r.stderr
+    r = llmfs("generate", "--checkpoint", full_run[0], "--prompt", "Every effort", "--max-new-tokens", 3, "--temperature", 0)
+    assert r.returncode == 0 and "warning" not in r.stderr, r.stderr

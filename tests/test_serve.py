@@ -169,3 +169,28 @@ def test_serve_refuses_in_one_line(serve_models):
         port = url.rsplit(":", 1)[1]
         r = llmfs("serve", "--checkpoint", serve_models[0] / "base", "--port", port)
         assert r.returncode == 2 and f"cannot listen on 127.0.0.1:{port}" in r.stderr, r.stderr
+
+
+def test_the_server_bounds_what_a_request_may_ask(instruct, serve_models):
+    "A seed of 2**64 was a 500, a body nested 50,000 deep a 500, a 30 MB body was read whole."
+    url = instruct + "/v1/chat/completions"
+    hi = [{"role": "user", "content": "Hi"}]
+    code, reply = post(url, {"messages": hi, "max_tokens": 2, "seed": 2**64})
+    assert code == 400 and "seed must be an integer from 0 to 2**63 - 1" in reply["error"]["message"], reply
+    code, reply = post(url, b'{"messages": ' + b"[" * 50_000 + b"]" * 50_000 + b"}")
+    assert code == 400 and reply["error"]["message"] == "the body must be a JSON object", reply
+    import http.client
+    conn = http.client.HTTPConnection(instruct.split("//")[1], timeout=60)   # announces 30 MB, sends none: refused on the header
+    conn.putrequest("POST", "/v1/chat/completions"); conn.putheader("Content-Type", "application/json")
+    conn.putheader("Content-Length", str(30 * 2**20)); conn.endheaders()
+    r = conn.getresponse(); reply = json.loads(r.read()); conn.close()
+    assert r.status == 413 and "larger than 4 MB" in reply["error"]["message"], reply
+    assert get(instruct + "/health")["status"] == "ok"
+
+
+def test_classify_takes_a_bounded_list(serve_models):
+    with running("--checkpoint", serve_models[0] / "classifier") as url:
+        code, reply = post(url + "/v1/classify", {"input": ["a text"] * 65})
+        assert code == 400 and "input holds 65 texts: at most 64" in reply["error"]["message"], reply
+        code, reply = post(url + "/v1/classify", {"input": ["a text"] * 64})
+        assert code == 200 and len(json.loads(reply)["data"]) == 64

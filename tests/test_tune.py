@@ -84,10 +84,10 @@ def test_killed_run_is_retried(tmp_path):
     assert [t.state for t in before.trials] == [TrialState.COMPLETE, TrialState.RUNNING]
     study = tune.tune(3, db, **KW)
     dead = study.trials[1]
-    assert dead.state == TrialState.FAIL and "died" in dead.user_attrs["fail_reason"]
+    assert dead.state == TrialState.FAIL and "died" in tune.fail_reason(study, dead)
     retry = [t for t in study.trials if t.system_attrs.get("failed_trial") == 1]
     assert len(retry) == 1 and retry[0].params == dead.params and retry[0].state in (TrialState.COMPLETE, TrialState.PRUNED)
-    assert retry[0].user_attrs["pid"] == os.getpid() and retry[0].user_attrs["fail_reason"] is None
+    assert retry[0].user_attrs["pid"] == os.getpid() and tune.fail_reason(study, retry[0]) is None
     assert not study.get_trials(states=(TrialState.RUNNING, TrialState.WAITING)) and len(finished(study)) == 3
 
 

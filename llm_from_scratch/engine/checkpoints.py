@@ -6,13 +6,14 @@ Docs: https://llm-from-scratch.github.io/llm-from-scratch/engine/checkpoints.htm
 
 # %% auto #0
 __all__ = ['WEIGHTS_FILE', 'CONFIG_FILE', 'STATE_FILE', 'MANIFEST_FILE', 'clean_state_dict', 'recover_checkpoint',
-           'optimizer_state_by_id', 'gather_states', 'save_checkpoint', 'checked_file', 'load_config', 'load_weights',
-           'load_model', 'load_training_state', 'check_optimizer_state', 'save_classifier', 'load_classifier',
-           'save_instruct_model', 'load_instruct_model', 'load_adapted']
+           'optimizer_state_by_id', 'gather_states', 'save_checkpoint', 'UncheckedCheckpoint', 'unchecked_warning',
+           'checked_file', 'load_config', 'load_weights', 'load_model', 'load_training_state', 'check_optimizer_state',
+           'save_classifier', 'load_classifier', 'save_instruct_model', 'load_instruct_model', 'load_adapted']
 
 # %% ../../nbs/engine/00_checkpoints.ipynb #dc680414
 import json
 import os
+import warnings
 from pathlib import Path
 
 import torch
@@ -20,7 +21,7 @@ import torch.nn as nn
 
 from ..classification import prepare_classifier
 from ..gpt_model import GPTModel, check_config, with_masks, without_masks
-from ..lora import LORA_CONFIG, load_lora
+from ..lora import LORA_CONFIG, LORA_WEIGHTS, load_lora
 from ..pretrained_weights import load_gpt2, unshare
 from ..pretraining import CheckpointError, check_tensor_shapes
 from ..text_data import atomic_path, atomic_write, fsync_path, sha256sum
@@ -124,11 +125,26 @@ def _write_checkpoint(ckpt_dir:Path, tensors:dict, cfg:dict, optimizer_state:dic
     fsync_path(ckpt_dir)
 
 # %% ../../nbs/engine/00_checkpoints.ipynb #3084e0f5
+class UncheckedCheckpoint(UserWarning):
+    "A checkpoint folder without a manifest: its files are used without checking their sizes and SHA-256."
+    __module__ = "llm_from_scratch.engine.checkpoints"  # (its home also when a notebook defines it: pytest-xdist looks it up there)
+
+_warned = set()
+
+def unchecked_warning(ckpt_dir:Path):
+    "Warn (once per folder in a process) that `ckpt_dir` has no manifest, so that damaged bytes would go unnoticed."
+    if (key := str(Path(ckpt_dir).resolve())) in _warned: return
+    _warned.add(key)
+    warnings.warn(f"{ckpt_dir} has no {MANIFEST_FILE}: its files are used unchecked (a checkpoint written before manifests, or its "
+                  "manifest was removed); save it again to add one", UncheckedCheckpoint, stacklevel=3)
+
 def checked_file(ckpt_dir:str|Path, name:str) -> Path:
     "The path to read a checkpoint's file `name` from, after checking its size and SHA-256 against the manifest."
     ckpt_dir = Path(ckpt_dir)
     path, files = ckpt_dir/name, _read_manifest(ckpt_dir)
-    if files is None: return path  # written before manifests: nothing to check against
+    if files is None:  # written before manifests (or its manifest removed): nothing to check against, and it says so
+        unchecked_warning(ckpt_dir)
+        return path
     if name not in files: raise CheckpointError(f"{path} is not part of the checkpoint in {ckpt_dir}: {MANIFEST_FILE} does not list it")
     for candidate in (path, _staged(ckpt_dir, name)):  # a save interrupted after its commit point: the new file, not yet renamed
         if candidate.is_file() and _file_record(candidate) == files[name]: return candidate
@@ -257,11 +273,16 @@ def load_adapted(folder:str|Path, device=None) -> tuple[nn.Module, dict]:
     record = json.loads((folder/LORA_CONFIG).read_text(encoding="utf-8"))
     base = record.get("base_model") or ""
     if not base: raise CheckpointError(f"{folder/LORA_CONFIG} does not name its base model")
+    if ("/" in base or os.sep in base) and not Path(base).exists():
+        raise CheckpointError(f"{folder/LORA_CONFIG} names the base model {base}, which does not exist: put the base back there "
+                              "(adapters are only the changes to it), or merge the adapters (--merge) when you train")
     model = load_model(base) if (Path(base)/MANIFEST_FILE).is_file() else load_gpt2(base)
     if "classifier" in record:
         info = record["classifier"]
         model = prepare_classifier(model, num_classes=len(info["labels"]), readout=info["readout"])
     for p in model.parameters(): p.requires_grad = False
+    from safetensors import SafetensorError
     try: load_lora(folder, model)
     except ValueError as e: raise CheckpointError(str(e)) from None
+    except (SafetensorError, OSError) as e: raise CheckpointError(f"{folder/LORA_WEIGHTS} is corrupt or truncated ({e})") from None
     return model.to(device or "cpu").eval(), record

@@ -22,6 +22,7 @@ import tempfile
 import threading
 import time
 import typing
+import warnings
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from urllib.parse import urlparse
@@ -42,7 +43,7 @@ from ..pretraining import CheckpointError, NonFiniteLossError, generate_stream, 
 from ..text_data import DATA_FILES, DataFile, DownloadError, GPTDatasetV1, atomic_path, download, get_tokenizer
 from .checkpoints import (CONFIG_FILE, MANIFEST_FILE, STATE_FILE, WEIGHTS_FILE, check_optimizer_state, checked_file,
                                                  load_adapted, load_classifier, load_config, load_instruct_model, load_model,
-                                                 load_training_state, load_weights, save_classifier, save_instruct_model)
+                                                 load_training_state, load_weights, save_classifier, save_instruct_model, UncheckedCheckpoint)
 from .distributed import (cleanup_distributed, distributed_loader, init_distributed, load_optimizer_state,
                                                  parallelize, rank, unwrap_model, world_size)
 from .serve import classify_text, is_loopback, load_named_model, load_served_model, serve
@@ -517,6 +518,7 @@ def read_labelled_texts(path:str|Path) -> tuple[pd.DataFrame, list[str]]:
         if "text" in columns and "label" in columns: df = df.rename(columns={columns["text"]: "Text", columns["label"]: "Label"})
         elif len(df.columns) == 2: df = pd.read_csv(path, sep=sep, header=None, names=["Label", "Text"])
         else: raise CLIError(f"--data {path}: needs a 'text' and a 'label' column (or two columns, label first), found {list(df.columns)}")
+    except pd.errors.EmptyDataError: raise CLIError(f"--data {path}: the file is empty (it needs a text and a label on each row)") from None
     except (pd.errors.ParserError, UnicodeDecodeError) as e: raise CLIError(f"--data {path}: not a readable CSV/TSV file ({e})") from None
     empty = df.index[df["Text"].isna() | (df["Text"].astype(str).str.strip() == "")]
     if len(empty): raise CLIError(f"--data {path}: row {empty[0] + 1} has an empty text")
@@ -826,6 +828,7 @@ def _serve(args) -> int:
     if not is_loopback(args.host) and not args.api_key:
         raise CLIError(f"--host {args.host} would let other machines use the model: give an --api-key (or serve on 127.0.0.1)")
     if args.max_tokens_limit < 1: raise CLIError(f"--max-tokens-limit must be at least 1, not {args.max_tokens_limit}")
+    if not 0 <= args.port <= 65535: raise CLIError(f"--port must be from 0 (any free port) to 65535, not {args.port}")
     device = _device(args.device)
     try: served = load_served_model(args.checkpoint, args.model, device, _DTYPES[args.dtype], args.name)
     except CheckpointError: raise
@@ -1078,9 +1081,17 @@ def build_parser() -> argparse.ArgumentParser:
     _serve_parser(sub, run_on)
     return parser
 
+_show_warning = warnings.showwarning  # Python's own
+
+def _warning_line(message, category, filename, lineno, file=None, line=None):
+    "Print the engine's warnings as one line, `llmfs: warning: ...` (Python's own format shows a file and a line of code)."
+    if issubclass(category, UncheckedCheckpoint): print(f"llmfs: warning: {' '.join(str(message).split())}", file=sys.stderr)
+    else: _show_warning(message, category, filename, lineno, file, line)
+
 def main(argv:list[str]|None=None) -> int:
     "Run `llmfs` with `argv` (default: the command line); returns the exit status."
     args = build_parser().parse_args(argv)
+    warnings.showwarning = _warning_line
     try: return args.func(args)
     except (CLIError, CheckpointError, DownloadError, DataError, JudgeError) as e:   # expected problems; a bug keeps its traceback
         if os.environ.get("LLMFS_DEBUG"): raise

@@ -190,6 +190,35 @@ def _take(buffer:deque, n:int) -> list:
         else: seg[2] = start + k
     return out
 
+def _open_index(out:Path, config:dict, files:list, log) -> tuple[dict, str]:
+    "The index of `out` for these settings and its status: a new one ('created'), an interrupted run's ('resumed') or a finished one ('unchanged')."
+    out.mkdir(parents=True, exist_ok=True)
+    for stale in out.glob(".*.part"): stale.unlink(missing_ok=True)  # temporary files of an interrupted run
+    if (out/INDEX_FILE).is_file():
+        index = _read_json(out/INDEX_FILE)
+        differ = [k for k in _CONFIG_KEYS if index.get(k) != config[k]]
+        if differ:
+            what = "; ".join(f"{k}: recorded {index.get(k)!r}, now {config[k]!r}" for k in differ if k != "files_sha256")
+            if "files_sha256" in differ: what += ("; " if what else "") + "the files' names or sizes changed"
+            raise ValueError(f"{out} holds shards prepared with other settings ({what}). Use another `out` folder, or delete {out} to start "
+                             "over, or pass the same sources and shard_tokens to resume")
+        _check_shard_files(out, index["shards"])
+        if index["complete"]:
+            log(f"{out} is already complete ({len(index['shards'])} shards, {index['total_tokens']:,} tokens): nothing to do")
+            return index, "unchanged"
+        status = "resumed"
+        log(f"Resuming {out} after {len(index['shards'])} shard(s), at file {index['next']['file']:,} of {len(files):,} "
+            f"(token {index['next']['offset']:,} of it)")
+    else:
+        if any(out.glob("shard_*.bin")):
+            raise ValueError(f"{out} holds shard_*.bin files but no {INDEX_FILE}: they are not from an interrupted prepare_shards run. "
+                             "Delete them or choose another `out` folder")
+        index = {**config, "complete": False, "shards": [], "val_shard": None, "next": {"file": 0, "offset": 0},
+                 "files_read": 0, "files_skipped": 0, "skipped_examples": [], "total_tokens": None}
+        _write_index(out, index)  # pins the settings: a re-run with others is refused
+        status = "created"
+    return index, status
+
 def prepare_shards(
     sources, # text files and/or folders of them (walked recursively; hidden files and folders skipped); see `list_text_files`
     out:str|Path, # the folder for the shards and index.json (created; a run interrupted there resumes)
@@ -220,32 +249,8 @@ def prepare_shards(
                   shard_tokens=shard_tokens, min_val_tokens=max(2, math.ceil(shard_tokens/10)),
                   sources=[str(Path(s).resolve()) for s in sources], num_files=len(files), files_sha256=listing)
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    for stale in out.glob(".*.part"): stale.unlink(missing_ok=True)  # temporary files of an interrupted run
-
-    if (out/INDEX_FILE).is_file():
-        index = _read_json(out/INDEX_FILE)
-        differ = [k for k in _CONFIG_KEYS if index.get(k) != config[k]]
-        if differ:
-            what = "; ".join(f"{k}: recorded {index.get(k)!r}, now {config[k]!r}" for k in differ if k != "files_sha256")
-            if "files_sha256" in differ: what += ("; " if what else "") + "the files' names or sizes changed"
-            raise ValueError(f"{out} holds shards prepared with other settings ({what}). Use another `out` folder, or delete {out} to start "
-                             "over, or pass the same sources and shard_tokens to resume")
-        _check_shard_files(out, index["shards"])
-        if index["complete"]:
-            log(f"{out} is already complete ({len(index['shards'])} shards, {index['total_tokens']:,} tokens): nothing to do")
-            return {**index, "status": "unchanged", "seconds": time.time() - t0}
-        status = "resumed"
-        log(f"Resuming {out} after {len(index['shards'])} shard(s), at file {index['next']['file']:,} of {len(files):,} "
-            f"(token {index['next']['offset']:,} of it)")
-    else:
-        if any(out.glob("shard_*.bin")):
-            raise ValueError(f"{out} holds shard_*.bin files but no {INDEX_FILE}: they are not from an interrupted prepare_shards run. "
-                             "Delete them or choose another `out` folder")
-        index = {**config, "complete": False, "shards": [], "val_shard": None, "next": {"file": 0, "offset": 0},
-                 "files_read": 0, "files_skipped": 0, "skipped_examples": [], "total_tokens": None}
-        _write_index(out, index)  # pins the settings: a re-run with others is refused
-        status = "created"
+    index, status = _open_index(out, config, files, log)
+    if status == "unchanged": return {**index, "status": status, "seconds": time.time() - t0}
 
     min_val = index["min_val_tokens"]
     start_file, start_offset = index["next"]["file"], index["next"]["offset"]

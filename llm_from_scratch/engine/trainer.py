@@ -64,8 +64,22 @@ class TrainState:
             value = saved.get(name, [])
             if not isinstance(value, list) or not all(type(v) in (int, float) for v in value):
                 raise CheckpointError(f"state.{name} must be a list of numbers")
+        for name in ("rng", "epoch_rng"):
+            if saved.get(name) is not None: _check_rng(saved[name], f"state.{name}")
+        rank_rngs = saved.get("rank_rngs")
+        if rank_rngs is not None:
+            if not isinstance(rank_rngs, list): raise CheckpointError("state.rank_rngs must be a list of generator states")
+            for i, rng in enumerate(rank_rngs): _check_rng(rng, f"state.rank_rngs[{i}]")
         known = {f.name for f in fields(cls)}   # older checkpoints lack some fields: their defaults
         return cls(**{k: v for k, v in saved.items() if k in known})
+
+def _check_rng(rng, where:str):
+    "Raise a CheckpointError unless `rng` is a generator state as `_rng_state` saves it (torch refuses others only later, mid-run)."
+    size = torch.get_rng_state().numel()
+    ok = (isinstance(rng, dict) and isinstance(rng.get("cpu"), torch.Tensor) and rng["cpu"].dtype == torch.uint8
+          and rng["cpu"].numel() == size and isinstance(rng.get("cuda"), list)
+          and all(isinstance(t, torch.Tensor) and t.dtype == torch.uint8 for t in rng["cuda"]))
+    if not ok: raise CheckpointError(f"{where} is not a random generator state as the trainer saves it (a CPU state of {size} bytes)")
 
 class TrainingInterrupted(Exception):
     "Training stopped on request; `state` holds the progress (and a checkpoint was written, if asked for)."

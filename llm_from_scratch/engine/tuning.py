@@ -6,7 +6,7 @@ Docs: https://llm-from-scratch.github.io/llm-from-scratch/engine/tuning.html.md"
 
 # %% auto #0
 __all__ = ['HPARAM_GRID', 'TRAIN_RATIO', 'REF_BATCH', 'GRAD_CLIP', 'MAX_FAILS_IN_A_ROW', 'MAX_RETRY', 'book_search_space',
-           'train_trial', 'tune', 'trials_table', 'plot_trials']
+           'train_trial', 'fail_reason', 'tune', 'trials_table', 'plot_trials']
 
 # %% ../../nbs/engine/05_tuning.ipynb #4414954b
 import contextlib
@@ -165,6 +165,10 @@ def _locked(lock_path:Path):
         try: yield
         finally: fcntl.flock(f, fcntl.LOCK_UN)
 
+# Why the course checks the workers' processes itself: Optuna's heartbeat (RDBStorage's heartbeat_interval) is recorded
+# only inside Study.optimize, never for ask-and-tell (optuna/optuna#3293, closed unsupported; #3273 warns about it), and
+# the workers here ask and tell so that the trial budget is taken under one lock across processes. Retries are Optuna's own
+# RetryFailedTrialCallback (`_retry`).
 def _start_time(pid:int) -> str|None:
     "The start time of process `pid` from /proc (None: no such live process); '' where /proc is missing."
     if not Path("/proc/self/stat").is_file(): return ""
@@ -191,16 +195,19 @@ def _is_dead(trial) -> bool:
         return False
     return start != attrs.get("pid_start")
 
+def fail_reason(study, trial) -> str|None:
+    "Why `trial` failed: its own record, or the study's for a trial whose process died (a finished trial cannot be changed)."
+    return trial.user_attrs.get("fail_reason") or study.user_attrs.get(f"fail_reason:{trial.number}")
+
 def _fail_dead_trials(study) -> list[int]:
     "Mark FAIL the running trials whose process died, queueing each for a retry; their numbers."
     optuna, failed = _optuna(), []
     for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
         if not _is_dead(t): continue
         why = f"its process ({t.user_attrs['pid']}) died" if "pid" in t.user_attrs else "its process died as it began"
-        try: study._storage.set_trial_user_attr(t._trial_id, "fail_reason", why)
-        except optuna.exceptions.UpdateFinishedTrialError: continue  # it finished meanwhile
         frozen = study.tell(t.number, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
-        if frozen.state != optuna.trial.TrialState.FAIL: continue
+        if frozen.state != optuna.trial.TrialState.FAIL: continue  # it finished meanwhile
+        study.set_user_attr(f"fail_reason:{t.number}", why)  # (a finished trial's own attributes cannot change: the study keeps it)
         _retry(study, frozen)
         failed.append(t.number)
     return failed
@@ -242,7 +249,7 @@ def _progress_line(study, trial, n_trials:int) -> str:
     return (f"trial {trial.number:4d} {trial.state.name:8s} val {val} | best "
             f"{'-' if best is None else f'{best.value:.3f} (trial {best.number})'} | {len(done)}/{n_trials} finished"
             f" | {secs:.1f}s | pid {os.getpid()}" + (f" | {why}" if (why := trial.user_attrs.get("pruned_reason")
-                                                              or trial.user_attrs.get("fail_reason")) else ""))
+                                                              or fail_reason(study, trial)) else ""))
 
 def _worker(job:dict, worker:int=0, parent_pid:int|None=None):
     "One worker's loop: take a trial, train it, tell the result; until the budget or the deadline is reached."
