@@ -33,8 +33,8 @@ import torch.nn.functional as F
 from tokenizers import Tokenizer
 
 from .gpt_model import KVCache
-from llm_from_scratch.pretrained_weights import (GPT2_MODELS, GPT2_BOOK_NAMES, check_hub_checksum, load_gpt2,
-    mmap_safetensors)
+from llm_from_scratch.pretrained_weights import (GPT2_MODELS, GPT2_BOOK_NAMES, check_hub_checksum, hub_reachable,
+    load_gpt2, mmap_safetensors)
 from .pretraining import CheckpointError, check_tensor_shapes, generate_stream, text_pieces
 from .text_data import DownloadError, bytes_to_unicode
 
@@ -489,14 +489,16 @@ def download_hub_model(repo_id:str, # e.g. "Qwen/Qwen3-0.6B", "meta-llama/Llama-
     "Download a hub repository's config, weights and tokenizer (only those files); returns the local folder."
     from huggingface_hub import snapshot_download
     from huggingface_hub.utils import GatedRepoError, RepositoryNotFoundError
-    try: return Path(snapshot_download(repo_id, allow_patterns=HUB_FILES, cache_dir=cache_dir))
+    offline = not hub_reachable()   # then the cache only, at once (huggingface_hub retries for 25 s first)
+    try: return Path(snapshot_download(repo_id, allow_patterns=HUB_FILES, cache_dir=cache_dir, local_files_only=offline))
     except GatedRepoError:
         raise DownloadError(f"{repo_id} is gated: accept its licence at https://huggingface.co/{repo_id} while logged in, then "
                             "give this machine a token (`hf auth login`, or set HF_TOKEN)") from None
     except RepositoryNotFoundError:
         raise DownloadError(f"{repo_id} is not a model on the Hugging Face hub, or it is private and this machine has no token for it") from None
     except Exception as e:   # no network, no cached copy, a hub error
-        raise DownloadError(f"Could not get {repo_id} from the Hugging Face hub: {type(e).__name__}. Without a network, the files come "
+        why = "this machine cannot reach the hub, and its cache has no copy" if offline else type(e).__name__
+        raise DownloadError(f"Could not get {repo_id} from the Hugging Face hub: {why}. Without a network, the files come "
                             "from the hub's cache (HF_HUB_OFFLINE=1 uses only it) or from a local folder (pass the folder instead)") from None
 
 def model_folder(name_or_path:str|Path) -> Path|str:

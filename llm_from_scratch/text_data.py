@@ -443,6 +443,9 @@ def _fetch(url:str, dest:Path, file:DataFile, timeout:float, progress:bool):
     with atomic_write(dest) as out:
         def put(chunk): out.write(chunk); digest.update(chunk)
         with urllib.request.urlopen(req, timeout=timeout) as resp, tempfile.TemporaryFile() as archive:
+            if resp.headers.get_content_type() == "text/html" and not file.name.lower().endswith((".html", ".htm")):
+                raise ValueError(f"the server sent a web page (text/html), not {Path(file.name).name}: an error or login page, or a "
+                                 "page about the file; give the address of the file itself (on GitHub, its 'Raw' link)")
             total = int(resp.headers.get("Content-Length") or 0) or None
             with tqdm(total=total, unit="B", unit_scale=True, desc=file.name, disable=not progress, leave=False) as bar:
                 for chunk in iter(lambda: resp.read(1 << 16), b""):
@@ -462,6 +465,7 @@ def download(
     file:str|DataFile, # a name from `DATA_FILES` ("the-verdict.txt") or a `DataFile`
     timeout:float=30,  # seconds to wait on each network address
     progress:bool=True, # show a progress bar while downloading
+    refresh:bool=False, # ignore a cached copy and download again (the copy is replaced only by a complete, checked download)
 ) -> Path:
     "The local path of one of the course's files: from `$LLM_FROM_SCRATCH_DATA`, the user cache, or the network."
     if isinstance(file, str):
@@ -480,7 +484,8 @@ def download(
         tried.append(f"${DATA_ENV}: {p} does not exist")
     else: tried.append(f"${DATA_ENV}: not set")
     cached = cache_dir()/file.name
-    if cached.is_file():
+    if refresh: tried.append("cache: not used (refresh)")
+    elif cached.is_file():
         if not file.sha256 or sha256sum(cached) == file.sha256: return cached
         tried.append(f"cache: {cached} has the wrong checksum (it will be replaced)")
     else: tried.append(f"cache: {cached} does not exist")

@@ -262,7 +262,7 @@ def load_instruct_model(folder:str|Path, device=None) -> tuple[GPTModel, dict]:
     info = load_config(folder).get("instruct")
     if info is None:
         raise CheckpointError(f"{folder} is not instruction-tuned (its config.json has no 'instruct' record): "
-                              f"finetune it first, e.g. with llmfs finetune-instruct")
+                              f"finetune it first: llmfs finetune-instruct --checkpoint {folder} --out DIR")
     return load_model(folder, device), info
 
 # %% ../../nbs/engine/00_checkpoints.ipynb #73d061ca

@@ -103,7 +103,7 @@ class Reply:
     "One generation: iterate it for the text pieces; afterwards `completion_tokens` and `finish_reason` (stop, length, cancelled)."
     def __init__(self, served:ServedModel, ids:list[int], max_tokens:int, temperature:float=0.0, top_k:int|None=None, seed:int|None=None):
         self.served, self.ids, self.max_tokens, self.temperature, self.top_k, self.seed = served, ids, max_tokens, temperature, top_k, seed
-        self.cancel = threading.Event()
+        self.cancel, self.finished = threading.Event(), threading.Event()   # finished: set once the reply has ended (any reason)
         self.completion_tokens, self.finish_reason = 0, None
 
     def _tokens(self):
@@ -124,11 +124,13 @@ class Reply:
                 if not self.cancel.is_set():   # (its client may have left while it waited)
                     if self.seed is not None: torch.manual_seed(self.seed)
                     yield from text_pieces(self._tokens(), served.tokenizer.decode)
-            finally: served.running -= 1
-            if self.cancel.is_set(): self.finish_reason = "cancelled"
-            self.finish_reason = self.finish_reason or ("length" if self.completion_tokens == self.max_tokens else "stop")
-            served.stats["replies"] += 1
-            served.stats["cancelled"] += self.finish_reason == "cancelled"
+            finally:
+                served.running -= 1
+                if self.cancel.is_set(): self.finish_reason = "cancelled"
+                self.finish_reason = self.finish_reason or ("length" if self.completion_tokens == self.max_tokens else "stop")
+                served.stats["replies"] += 1
+                served.stats["cancelled"] += self.finish_reason == "cancelled"
+                self.finished.set()
 
     def usage(self) -> dict:
         "Token counts in the APIs' form."
@@ -156,6 +158,7 @@ def load_served_model(checkpoint:str|Path|None=None, # a folder of llmfs pretrai
         if "classifier" in cfg: (net, info), kind = load_classifier(folder, device), "classifier"
         elif "instruct" in cfg: (net, info), kind = load_instruct_model(folder, device), "instruct"
         else: net, kind = load_model(folder, device), "base"
+    if dtype is not None: net.to(dtype)   # (a checkpoint is float32 as saved)
     return ServedModel(net, get_tokenizer(), kind, name, info)
 
 # %% ../../nbs/engine/06_serve.ipynb #687acc0e

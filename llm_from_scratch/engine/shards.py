@@ -112,7 +112,7 @@ def _tokenised(paths:list, sizes:list, start:int, workers:int):
 def list_text_files(
     sources, # files and/or folders (a single path is accepted too)
 ) -> list[Path]:
-    "The files `prepare_shards` reads: files as given, folders walked recursively (sorted, hidden files and folders skipped), no duplicates."
+    "The files `prepare_shards` reads: files as given, folders walked recursively (sorted; hidden files and folders, FIFOs, sockets and devices skipped), no duplicates."
     if isinstance(sources, (str, os.PathLike)): sources = [sources]
     files, seen = [], set()
     def add(p:Path):
@@ -124,7 +124,7 @@ def list_text_files(
             found = []
             for root, dirs, names in os.walk(source):
                 dirs[:] = [d for d in dirs if not d.startswith(".")]  # os.walk does not descend into the removed ones
-                found += [Path(root)/n for n in names if not n.startswith(".")]
+                found += [Path(root)/n for n in names if not n.startswith(".") and (Path(root)/n).is_file()]  # (a FIFO's read would wait forever)
             for p in sorted(found, key=lambda p: p.relative_to(source).parts): add(p)
         elif source.is_file(): add(source)
         else: raise FileNotFoundError(f"The source {str(source)!r} is neither a file nor a folder: check the path")
@@ -158,6 +158,14 @@ def _check_shard_files(folder:Path, shards:list):
             raise ValueError(f"Shard {p} is {'missing' if size is None else f'{size:,} bytes'}, but the index says {s['tokens']:,} tokens "
                              f"({s['tokens']*_DTYPE.itemsize:,} bytes): the folder is damaged; delete it and run prepare_shards again")
 
+def _check_index_entries(index:dict, path:Path):
+    "A clear error when the index's shard list is not what `prepare_shards` writes (a damaged or edited index.json)."
+    shards = index.get("shards")
+    ok = isinstance(shards, list) and all(
+        isinstance(s, dict) and isinstance(s.get("file"), str) and Path(s["file"]).name == s["file"] and s["file"] not in ("", ".", "..")
+        and type(s.get("tokens")) is int and s["tokens"] >= 0 and s.get("split") in ("train", "val") for s in shards)
+    if not ok: raise ValueError(f"{path} is damaged: its shards are not a list of {{file, tokens, split}} entries; delete the folder and prepare it again")
+
 def read_index(
     folder:str|Path, # a folder written by `prepare_shards`
 ) -> dict:
@@ -168,6 +176,7 @@ def read_index(
     index = _read_json(folder/INDEX_FILE)
     if index.get("format") != SHARDS_FORMAT:
         raise ValueError(f"{folder/INDEX_FILE} is in format {index.get('format')!r}, not {SHARDS_FORMAT!r}: prepare the shards again")
+    _check_index_entries(index, folder/INDEX_FILE)
     if not index.get("complete"):
         raise ValueError(f"The shards in {folder} are unfinished ({len(index['shards'])} written): run prepare_shards again with the same "
                          "sources and shard_tokens to finish them (it resumes)")
@@ -202,6 +211,7 @@ def _open_index(out:Path, config:dict, files:list, log) -> tuple[dict, str]:
             if "files_sha256" in differ: what += ("; " if what else "") + "the files' names or sizes changed"
             raise ValueError(f"{out} holds shards prepared with other settings ({what}). Use another `out` folder, or delete {out} to start "
                              "over, or pass the same sources and shard_tokens to resume")
+        _check_index_entries(index, out/INDEX_FILE)
         _check_shard_files(out, index["shards"])
         if index["complete"]:
             log(f"{out} is already complete ({len(index['shards'])} shards, {index['total_tokens']:,} tokens): nothing to do")
