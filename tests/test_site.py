@@ -94,11 +94,16 @@ def test_the_checks_find_each_kind_of_problem(built, tmp_path):
 
 
 def test_solutions_are_collapsed_callouts():
-    md = lambda src: {"cell_type": "markdown", "source": src}
-    code = {"cell_type": "code", "source": "x = 1", "outputs": []}
+    folded = {"jupyter": {"source_hidden": True, "outputs_hidden": True}}   # how JupyterLab keeps a solution closed
+    md = lambda src: {"cell_type": "markdown", "source": src, "metadata": folded}
+    code = {"cell_type": "code", "source": "x = 1", "outputs": [], "metadata": folded}
     opening = md('::: {.callout-tip collapse="true" title="Solution"}')
     found, errors = site.fenced([opening, code, md(":::")])
     assert (found, errors) == ([("Solution", code)], [])
+    shown = {**code, "metadata": {"jupyter": {"source_hidden": True}}}   # its output would show under the question
+    assert site.fenced([opening, shown, md(":::")])[1] == [
+        "a cell of a collapsed callout shows in JupyterLab (metadata jupyter.source_hidden and outputs_hidden missing): 'x = 1'"]
+    assert "shows in JupyterLab" in site.fenced([{**opening, "metadata": {}}, code, md(":::")])[1][0]   # the marker too
     assert site.fenced([opening, code])[1] == ["a collapsed callout is never closed"]
     assert site.fenced([md(":::")])[1] == ["a ':::' closes no callout"]
     chapter = {"cells": [md("**You build** x. **It follows** y."), md("## Exercises"), md("### Exercise 1"), code,

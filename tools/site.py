@@ -227,17 +227,27 @@ def fenced(cells: list) -> tuple[list, list]:
     inside, found, errors = None, [], []
     for cell in cells:
         src = text(cell.get("source")).strip()
+        opens, closes = cell["cell_type"] == "markdown" and SOLUTION_OPEN.match(src), cell["cell_type"] == "markdown" and src == ":::"
+        if (inside is not None or opens) and not collapsed_in_jupyterlab(cell):   # JupyterLab shows what the site folds away
+            errors.append(f"a cell of a collapsed callout shows in JupyterLab (metadata jupyter.source_hidden"
+                          f"{' and outputs_hidden' if cell['cell_type'] == 'code' else ''} missing): {src[:40]!r}")
         if cell["cell_type"] != "markdown":
             if inside is not None and cell["cell_type"] == "code": found.append((inside, cell))
             continue
-        if SOLUTION_OPEN.match(src):
+        if opens:
             if inside is not None: errors.append("a collapsed callout opens inside another")
-            inside = SOLUTION_OPEN.match(src).group(1)
-        elif src == ":::":
+            inside = opens.group(1)
+        elif closes:
             if inside is None: errors.append("a ':::' closes no callout")
             inside = None
     if inside is not None: errors.append("a collapsed callout is never closed")
     return found, errors
+
+
+def collapsed_in_jupyterlab(cell: dict) -> bool:
+    "Whether JupyterLab shows `cell` folded: its source hidden, and a code cell's outputs too."
+    shown = (cell.get("metadata") or {}).get("jupyter") or {}
+    return bool(shown.get("source_hidden")) and (cell["cell_type"] != "code" or bool(shown.get("outputs_hidden")))
 
 
 def chapter_problems(nb: dict) -> list:
