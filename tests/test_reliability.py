@@ -746,3 +746,31 @@ def test_prompts_and_messages_are_plain_text(full_run, serve_models, monkeypatch
     assert cli.main(["generate", "--checkpoint", str(full_run[0]), "--prompt", "A<|endoftext|>B", "--no-fast-linear"]) == 0
     assert cli.main(["chat", "--checkpoint", str(serve_models[0] / "instruct"), "--prompt", "A<|endoftext|>B", "--no-fast-linear"]) == 0
     assert all(50256 not in ids for ids in seen) and len(seen) == 2
+
+
+def test_adapters_carry_their_checksum_and_their_bases(tmp_path):
+    "Flipped adapter bytes changed answers silently, and another base of the same shape at the recorded path was used."
+    from llm_from_scratch.engine.checkpoints import load_adapted, save_adapters, save_checkpoint
+    from llm_from_scratch.gpt_model import GPT_CONFIG_TINY, GPTModel
+    from llm_from_scratch.lora import LoRALayer, replace_linear_with_lora
+    torch.manual_seed(0)
+    save_checkpoint(tmp_path / "base", GPTModel(GPT_CONFIG_TINY))
+    model = GPTModel(GPT_CONFIG_TINY)
+    for p in model.parameters(): p.requires_grad = False
+    replace_linear_with_lora(model, rank=2, alpha=4)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, LoRALayer): m.B.normal_()
+    save_adapters(tmp_path / "adapters", model, base_model=str(tmp_path / "base"))
+    record = json.loads((tmp_path / "adapters" / "adapters.json").read_text())
+    assert len(record["adapters_sha256"]) == 64 and len(record["base_sha256"]) == 64
+    load_adapted(tmp_path / "adapters")
+    weights = tmp_path / "adapters" / "adapters.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-4096:] = bytes(b ^ 0xFF for b in data[-4096:])   # 4,096 flipped bytes, the file's size unchanged
+    weights.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="adapters.safetensors is not the file that was saved"): load_adapted(tmp_path / "adapters")
+    save_adapters(tmp_path / "adapters", model, base_model=str(tmp_path / "base"))
+    torch.manual_seed(1)
+    save_checkpoint(tmp_path / "base", GPTModel(GPT_CONFIG_TINY))   # another base, the same shape, the same place
+    with pytest.raises(CheckpointError, match="is not the one these adapters were trained on"): load_adapted(tmp_path / "adapters")

@@ -8,7 +8,8 @@ Docs: https://llm-from-scratch.github.io/llm-from-scratch/engine/checkpoints.htm
 __all__ = ['WEIGHTS_FILE', 'CONFIG_FILE', 'STATE_FILE', 'MANIFEST_FILE', 'clean_state_dict', 'recover_checkpoint',
            'optimizer_state_by_id', 'gather_states', 'save_checkpoint', 'UncheckedCheckpoint', 'unchecked_warning',
            'checked_file', 'load_config', 'load_weights', 'load_model', 'load_training_state', 'check_optimizer_state',
-           'save_classifier', 'load_classifier', 'save_instruct_model', 'load_instruct_model', 'load_adapted']
+           'save_classifier', 'load_classifier', 'save_instruct_model', 'load_instruct_model', 'save_adapters',
+           'load_adapted']
 
 # %% ../../nbs/engine/00_checkpoints.ipynb #dc680414
 import json
@@ -21,7 +22,7 @@ import torch.nn as nn
 
 from ..classification import prepare_classifier
 from ..gpt_model import GPTModel, check_config, with_masks, without_masks
-from ..lora import LORA_CONFIG, LORA_WEIGHTS, load_lora
+from ..lora import LORA_CONFIG, LORA_WEIGHTS, load_lora, save_lora
 from ..pretrained_weights import load_gpt2, unshare
 from ..pretraining import CheckpointError, check_tensor_shapes
 from ..text_data import atomic_path, atomic_write, fsync_path, sha256sum
@@ -131,12 +132,13 @@ class UncheckedCheckpoint(UserWarning):
 
 _warned = set()
 
-def unchecked_warning(ckpt_dir:Path):
-    "Warn (once per folder in a process) that `ckpt_dir` has no manifest, so that damaged bytes would go unnoticed."
+def unchecked_warning(ckpt_dir:Path, why:str|None=None):
+    "Warn (once per folder in a process) that `ckpt_dir` has no manifest (or `why` else), so that damaged bytes would go unnoticed."
     if (key := str(Path(ckpt_dir).resolve())) in _warned: return
     _warned.add(key)
-    warnings.warn(f"{ckpt_dir} has no {MANIFEST_FILE}: its files are used unchecked (a checkpoint written before manifests, or its "
-                  "manifest was removed); save it again to add one", UncheckedCheckpoint, stacklevel=3)
+    why = why or (f"{ckpt_dir} has no {MANIFEST_FILE}")
+    warnings.warn(f"{why}: its files are used unchecked (written by an older llmfs, or its record was removed); save it again to "
+                  "add one", UncheckedCheckpoint, stacklevel=3)
 
 def checked_file(ckpt_dir:str|Path, name:str) -> Path:
     "The path to read a checkpoint's file `name` from, after checking its size and SHA-256 against the manifest."
@@ -266,6 +268,28 @@ def load_instruct_model(folder:str|Path, device=None) -> tuple[GPTModel, dict]:
     return load_model(folder, device), info
 
 # %% ../../nbs/engine/00_checkpoints.ipynb #73d061ca
+def _base_fingerprint(base:str) -> str|None:
+    "The SHA-256 of a base checkpoint folder's weights, from its manifest (None for a GPT-2 name: the hub's files are checked when they load)."
+    return ((_read_manifest(Path(base)) or {}).get(WEIGHTS_FILE) or {}).get("sha256") if Path(base).is_dir() else None
+
+def save_adapters(folder:str|Path, model:nn.Module, base_model:str, include:tuple[str, ...]=(), extra:dict|None=None) -> Path:
+    "`save_lora`, with the adapters' SHA-256 and the base's in the record, for `load_adapted` to check."
+    folder, fingerprint = Path(folder), _base_fingerprint(base_model)
+    save_lora(folder, model, base_model, include, {**(extra or {}), **({"base_sha256": fingerprint} if fingerprint else {})})
+    record = {**json.loads((folder/LORA_CONFIG).read_text(encoding="utf-8")), "adapters_sha256": sha256sum(folder/LORA_WEIGHTS)}
+    with atomic_path(folder/LORA_CONFIG) as tmp: Path(tmp).write_text(json.dumps(record, indent=2), encoding="utf-8")
+    return folder
+
+def _check_adapters(folder:Path, record:dict, base:str):
+    "A CheckpointError if the adapters or their base are not the files `save_adapters` recorded; a warning if nothing was recorded."
+    if record.get("adapters_sha256") is None: unchecked_warning(folder, f"{folder/LORA_CONFIG} records no checksum")
+    elif not (folder/LORA_WEIGHTS).is_file() or sha256sum(folder/LORA_WEIGHTS) != record["adapters_sha256"]:
+        raise CheckpointError(f"{folder/LORA_WEIGHTS} is not the file that was saved (missing, or its SHA-256 differs from {LORA_CONFIG}'s): "
+                              "it is corrupt, truncated, or from other adapters")
+    if record.get("base_sha256") and _base_fingerprint(base) != record["base_sha256"]:
+        raise CheckpointError(f"the base model in {base} is not the one these adapters were trained on (its {WEIGHTS_FILE} differs): "
+                              "put that base back, or train the adapters again on this one")
+
 def load_adapted(folder:str|Path, device=None) -> tuple[nn.Module, dict]:
     "A model saved as adapters by `save_lora`: its base (from the record), a classifier's head if it has one, and the adapters."
     folder = Path(folder)
@@ -276,6 +300,7 @@ def load_adapted(folder:str|Path, device=None) -> tuple[nn.Module, dict]:
     if ("/" in base or os.sep in base) and not Path(base).exists():
         raise CheckpointError(f"{folder/LORA_CONFIG} names the base model {base}, which does not exist: put the base back there "
                               "(adapters are only the changes to it), or merge the adapters (--merge) when you train")
+    _check_adapters(folder, record, base)
     model = load_model(base) if (Path(base)/MANIFEST_FILE).is_file() else load_gpt2(base)
     if "classifier" in record:
         info = record["classifier"]

@@ -36,7 +36,7 @@ from ..classification import TRAINABLE, SpamDataset, accuracy, plot_values, prep
 from ..gpt_model import GPT_CONFIGS, GPTModel
 from ..instruction_tuning import (RESPONSE_HEADER, DataError, InstructionDataset, JudgeError, custom_collate_fn, format_input,
                                                  generate_responses, judge_responses, load_json_entries, split_data)
-from ..lora import LORA_CONFIG, merge_lora, replace_linear_with_lora, save_lora
+from ..lora import LORA_CONFIG, merge_lora, replace_linear_with_lora
 from ..modern_llms import ChatTokenizer, Qwen3Tokenizer, stream_reply
 from ..preference_tuning import PreferenceDataset, add_reference_logprobs, identical_pairs, load_preference_data, plot_dpo_metrics, train_dpo
 from ..preference_tuning import custom_collate_fn as preference_collate_fn
@@ -45,7 +45,7 @@ from ..pretraining import CheckpointError, NonFiniteLossError, generate_stream, 
 from ..text_data import DATA_FILES, DataFile, DownloadError, GPTDatasetV1, atomic_path, download, get_tokenizer
 from .checkpoints import (CONFIG_FILE, MANIFEST_FILE, STATE_FILE, WEIGHTS_FILE, check_optimizer_state, checked_file,
                                                  load_adapted, load_classifier, load_config, load_instruct_model, load_model,
-                                                 load_training_state, load_weights, save_classifier, save_instruct_model, UncheckedCheckpoint)
+                                                 load_training_state, load_weights, save_adapters, save_classifier, save_instruct_model, UncheckedCheckpoint)
 from .distributed import (cleanup_distributed, distributed_loader, init_distributed, load_optimizer_state,
                                                  parallelize, rank, unwrap_model, world_size)
 from .serve import classify_text, is_loopback, load_named_model, load_served_model, serve
@@ -650,7 +650,7 @@ def _finetune_classifier(args) -> int:
     print("Accuracy: " + ", ".join(f"{n} {a:.2%}" for n, a in zip(("train", "validation", "test"), accs)))
     if args.lora_rank:  # the adapters and the new head, naming the base they go on; the merged model only if asked
         info = {"labels": list(names), "max_length": max_length, "readout": model.readout, "base_model": base}
-        save_lora(out, model, base_model=base, include=("out_head.",), extra={"classifier": info})
+        save_adapters(out, model, base_model=base, include=("out_head.",), extra={"classifier": info})
     if args.merge: merge_lora(model)
     if not args.lora_rank or args.merge: save_classifier(out, model, names, max_length, base_model=base)
     fig = plot_values(torch.linspace(0, args.epochs, len(train_accs)), torch.linspace(0, seen, len(train_accs)), train_accs, val_accs, "accuracy")
@@ -730,7 +730,7 @@ def _finetune_instruct(args) -> int:
                           state.train_losses, state.val_losses)
         with atomic_path(out/"loss.png") as tmp: fig.savefig(tmp, format="png", dpi=120)
         print(f"Final train loss {state.train_losses[-1]:.3f}, val loss {state.val_losses[-1]:.3f}")
-    if args.lora_rank: save_lora(out, model, base_model=base, extra={"instruct": {"format": "alpaca", "base_model": base}})
+    if args.lora_rank: save_adapters(out, model, base_model=base, extra={"instruct": {"format": "alpaca", "base_model": base}})
     if args.merge: merge_lora(model)
     if not args.lora_rank or args.merge: save_instruct_model(out, model, base_model=base)  # last: a folder with a model is a finished run
     print(f"Model: {out}/ ({', '.join(sorted(p.name for p in out.iterdir()))}); "
