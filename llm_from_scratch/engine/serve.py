@@ -386,7 +386,7 @@ def add_completion_routes(app, served:ServedModel, limits:dict):
         body = await _json_body(request)
         _generation_kind(served)
         options, messages = request_options(body, served, **limits), check_messages(body)
-        reply = served.reply(_chat_prompt(body, messages, served), **options)
+        reply = served.reply(await asyncio.to_thread(_chat_prompt, body, messages, served), **options)   # (tokenising: off the event loop)
         head = {"id": f"chatcmpl-{uuid.uuid4().hex[:24]}", "created": int(time.time()), "model": served.name}
         if body.get("stream"):
             chunk = lambda piece, finish: {"index": 0, "delta": {"content": piece} if piece else {}, "finish_reason": finish}
@@ -403,7 +403,7 @@ def add_completion_routes(app, served:ServedModel, limits:dict):
         if isinstance(prompt, list) and len(prompt) == 1: prompt = prompt[0]
         if not isinstance(prompt, str): raise BadRequest("prompt must be a string")
         options = request_options({"max_tokens": 16, **body}, served, **limits)   # OpenAI's default length: 16 tokens
-        reply = served.reply(check_prompt(served.encode(prompt), served), **options)
+        reply = served.reply(check_prompt(await asyncio.to_thread(served.encode, prompt), served), **options)
         head = {"id": f"cmpl-{uuid.uuid4().hex[:24]}", "object": "text_completion", "created": int(time.time()), "model": served.name}
         if body.get("stream"):
             chunk = lambda piece, finish: {"index": 0, "text": piece, "finish_reason": finish}
@@ -420,7 +420,9 @@ def add_completion_routes(app, served:ServedModel, limits:dict):
         if not isinstance(texts, list) or not texts or not all(isinstance(t, str) and t.strip() for t in texts):
             raise BadRequest("input must be a non-empty text or a list of them")
         if len(texts) > MAX_TEXTS: raise BadRequest(f"input holds {len(texts):,} texts: at most {MAX_TEXTS} a request (send the rest in more)")
-        return {"model": served.name, "data": [{"index": i, **served.classify(t)} for i, t in enumerate(texts)]}
+        def labels():   # in a worker thread, one request at a time: the event loop keeps answering (/health, other clients)
+            with served.lock: return [{"index": i, **served.classify(t)} for i, t in enumerate(texts)]
+        return {"model": served.name, "data": await asyncio.to_thread(labels)}
 
 # %% ../../nbs/engine/06_serve.ipynb #9c022352
 def add_ollama_routes(app, served:ServedModel, limits:dict):
@@ -433,7 +435,7 @@ def add_ollama_routes(app, served:ServedModel, limits:dict):
         body = await _json_body(request)
         _generation_kind(served)
         options, messages = request_options(body, served, ollama=True, **limits), check_messages(body)
-        reply = served.reply(_chat_prompt(body, messages, served), **options)
+        reply = served.reply(await asyncio.to_thread(_chat_prompt, body, messages, served), **options)
         head = lambda: {"model": f"{served.name}:latest", "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
         def last(content:str=""):
             return {**head(), "message": {"role": "assistant", "content": content}, "done": True, "done_reason": reply.finish_reason,
