@@ -725,7 +725,7 @@ def test_a_literal_end_of_text_is_plain_text_unless_asked_and_prepare_data_agree
 
 
 def test_files_are_still_separated_by_the_token_and_text_without_literals_is_unchanged():
-    from llm_from_scratch.engine.cli import SEPARATOR, encode_joined
+    from llm_from_scratch.engine.shards import SEPARATOR, encode_joined
     from llm_from_scratch.text_data import get_tokenizer
     tok = get_tokenizer()
     texts = ["Every effort moves you", " towards <|endoftext|> the end", "Second file."]

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from .. import pretraining
+from .shards import SEPARATOR, Encoded, encode_joined
 from .speed import use_fused_layers
 from .trainer import TrainingInterrupted, adamw, train
 from ..gpt_model import GPT_CONFIGS, GPTModel, check_config
@@ -73,7 +74,7 @@ def _no_log(*args, **kwargs):
 
 def train_trial(
     params:dict, # one point of the search space (the keys of `HPARAM_GRID`)
-    text:str, # the whole text: its first `train_ratio` trains, the rest validates
+    text:str|list[str], # the whole text (the book's reading), or documents (joined by <|endoftext|>, literals plain): its first `train_ratio` trains
     cfg:dict, # the model's config (its context_length included); drop_rate comes from `params`
     trial=None, # an optuna.Trial: report each evaluation to it and stop when its pruner says so
     device="cpu", # where the model trains
@@ -88,13 +89,15 @@ def train_trial(
     torch.manual_seed(seed)
     cfg = check_config({**cfg, "drop_rate": params["drop_rate"]})
     bs, ctx = params["batch_size"], cfg["context_length"]
-    split = int(train_ratio * len(text))
-    train_loader = create_dataloader_v1(text[:split], batch_size=bs, max_length=ctx, stride=ctx,
-                                        drop_last=True, shuffle=True, num_workers=0)
-    val_loader = create_dataloader_v1(text[split:], batch_size=bs, max_length=ctx, stride=ctx,
-                                      drop_last=False, shuffle=False, num_workers=0)
+    length = len(text) if isinstance(text, str) else len(SEPARATOR) * (len(text) - 1) + sum(map(len, text))
+    split = int(train_ratio * length)
+    def loader(a:int, b:int, training:bool):   # characters [a, b): the book's loader, over the text or the documents' tokens
+        txt, tok = (text[a:b], None) if isinstance(text, str) else ("", Encoded(encode_joined(text, a, b, get_tokenizer())))
+        return create_dataloader_v1(txt, batch_size=bs, max_length=ctx, stride=ctx, drop_last=training, shuffle=training,
+                                    num_workers=0, tokenizer=tok)
+    train_loader, val_loader = loader(0, split, True), loader(split, length, False)
     if len(val_loader) == 0:
-        raise ValueError(f"The validation text ({len(text) - split:,} characters) is shorter than one window of "
+        raise ValueError(f"The validation text ({length - split:,} characters) is shorter than one window of "
                          f"{ctx + 1} tokens: use a longer text, a smaller train_ratio or a shorter context_length")
     model = use_fused_layers(GPTModel(cfg).to(device))  # fused layer norm and GELU (engine/03_speed)
     optimizer = adamw(model, params["peak_lr"], params["weight_decay"])
@@ -291,16 +294,17 @@ def _spawned_worker(job:dict, worker:int, parent_pid:int):
     try: _worker(job, worker, parent_pid)
     except KeyboardInterrupt: os._exit(130)
 
-def _settings(text:str, **settings) -> dict:
+def _settings(text:str|list[str], **settings) -> dict:
     "What makes trials comparable: a resumed study must be run with the same."
-    return {**settings, "text_sha256": hashlib.sha256(text.encode()).hexdigest()}
+    joined = text if isinstance(text, str) else SEPARATOR.join(text)   # (the same text as documents or as one string: the same study)
+    return {**settings, "text_sha256": hashlib.sha256(joined.encode()).hexdigest()}
 
 def tune(
     n_trials:int, # finished (complete + pruned) trials the study should hold in total, across runs
     storage:str|Path, # the SQLite file that holds the study (created if missing; resumed if it exists)
     study_name:str="llmfs-tune", # the study in that file
     n_jobs:int=1, # worker processes training side by side (1: train in this process); a script calls tune under `if __name__ == "__main__":`
-    text:str|None=None, # the text to train and validate on (None: the-verdict.txt, as the book)
+    text:str|list[str]|None=None, # the text to train and validate on, or documents (see `train_trial`); None: the-verdict.txt, as the book
     config:str="124M", # a key of `GPT_CONFIGS`
     context_length:int=256, # the book's shortened context
     max_epochs:int|None=None, # cap every trial's n_epochs (quick runs)
@@ -319,7 +323,8 @@ def tune(
     if n_jobs < 1: raise ValueError(f"n_jobs must be at least 1, not {n_jobs}")
     if config not in GPT_CONFIGS: raise KeyError(f"Unknown config {config!r}; known: {', '.join(GPT_CONFIGS)}")
     text = download("the-verdict.txt").read_text(encoding="utf-8") if text is None else text
-    n_val = len(get_tokenizer().encode(text[int(train_ratio * len(text)):]))
+    joined = text if isinstance(text, str) else SEPARATOR.join(text)
+    n_val = len(get_tokenizer().encode(joined[int(train_ratio * len(joined)):], allowed_special="all"))
     if n_val <= context_length:
         raise ValueError(f"The validation text has {n_val} tokens, not enough for one window of {context_length + 1}")
     url, lock = _paths(storage)
