@@ -1,4 +1,5 @@
 "How the command-line tests run `llmfs`: as a separate process, offline."
+import os
 import subprocess
 import sys
 
@@ -9,3 +10,22 @@ FAST = ["--config", "tiny", "--eval-freq", "20", "--eval-iter", "2", "--no-fast-
 def llmfs(*args, timeout=600, **kwargs):
     "Run `llmfs` with `args` in a new process; returns the CompletedProcess (text output captured)."
     return subprocess.run([*LLMFS, *map(str, args)], capture_output=True, text=True, timeout=timeout, **kwargs)
+
+
+def env_with(**changes):
+    "This process's environment with `changes`, for a child process."
+    return {**os.environ, **changes}
+
+
+def one_line_error(r, message):
+    "The command failed with exit status 2 and exactly one line on stderr (besides `llmfs: warning:` lines), containing `message`."
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    assert message in r.stderr, r.stderr
+    lines = [line for line in r.stderr.strip().splitlines() if not line.startswith("llmfs: warning:")]
+    assert len(lines) == 1 and "Traceback" not in r.stderr, r.stderr
+
+
+def copy_run(src, dst):
+    "A copy of the checkpoint folder `src` in `dst` (its files only)."
+    for f in src.iterdir(): (dst / f.name).write_bytes(f.read_bytes())
+    return dst

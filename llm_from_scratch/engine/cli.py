@@ -150,15 +150,21 @@ def log(line:str):
 
 def _check_out(out:Path, continuing:bool, overwrite:bool, resumable:bool=True):
     "Refuse an --out that cannot be written, or that holds a run a new one would replace (without --overwrite)."
-    if out.exists() and not out.is_dir(): raise CLIError(f"--out {out} is a file, not a folder")
+    _check_writable(out, "--out")
     if not continuing and any((out/name).exists() for name in (CONFIG_FILE, MANIFEST_FILE, "adapters.json")) and not overwrite:
         how = f"continue that run with  llmfs pretrain --resume {out}, or replace it" if resumable else "replace it"
         raise CLIError(f"{out} already holds a checkpoint: {how} with --overwrite (or choose another --out)")
-    probe = out
+
+def _check_writable(path:Path, flag:str, folder:bool=True):
+    "Refuse, before any work, a `path` (a folder, or with `folder=False` a file) that is of the other kind or cannot be written."
+    path = Path(path)
+    if folder and path.exists() and not path.is_dir(): raise CLIError(f"{flag} {path} is a file, not a folder")
+    if not folder and path.is_dir(): raise CLIError(f"{flag} {path} is a folder, not a file")
+    probe = path if folder else path.parent
     while not probe.exists(): probe = probe.parent
     try:
         with tempfile.TemporaryFile(dir=probe): pass
-    except OSError as e: raise CLIError(f"cannot write into {out}: {probe} is not a writable folder ({e.strerror})") from None
+    except OSError as e: raise CLIError(f"cannot write {path}: {probe} is not a writable folder ({e.strerror})") from None
 
 # %% ../../nbs/engine/07_cli.ipynb #76e247ef
 @dataclass
@@ -230,6 +236,9 @@ def _run_settings(args) -> tuple[dict, RunSettings, dict|None]:
 
 def _resumed_settings(args) -> tuple[dict, RunSettings, dict]:
     "`_run_settings` for `--resume`: the checkpoint's config, settings and state, checked against the flags given."
+    if not (Path(args.resume)/MANIFEST_FILE).is_file() and (Path(args.resume)/CONFIG_FILE).is_file() and not args.unchecked:
+        raise CLIError(f"{args.resume} has no {MANIFEST_FILE}, so damaged files would be trained on and saved again unnoticed "
+                       "(a run of an older llmfs, or its manifest was removed): resume with --unchecked to continue anyway")
     cfg, saved = load_config(args.resume), load_training_state(args.resume)
     if not saved.get("run"): raise CLIError(f"{args.resume} was not written by llmfs pretrain: it has no run settings")
     missing = [k for k in ("optimizer", "state") if not saved.get(k)]
@@ -282,6 +291,7 @@ def _prepare_data(args) -> int:
         value = getattr(args, name)
         if value is not None and value < (2 if name == "shard_tokens" else 1):
             raise CLIError(f"--{name.replace('_', '-')} must be at least {2 if name == 'shard_tokens' else 1}, not {value}")
+    _check_writable(Path(args.out), "--out")
     try: index = prepare_shards(args.sources, args.out, args.shard_tokens, args.workers, progress=True)
     except (ValueError, FileNotFoundError) as e: raise CLIError(str(e)) from None
     except KeyboardInterrupt:
@@ -304,10 +314,12 @@ def _tune(args) -> int:
     if args.timeout is not None and not args.timeout > 0: raise CLIError(f"--timeout must be a positive number of seconds, not {args.timeout}")
     _check_seed(args.seed)
     device, storage = _device(args.device), Path(args.storage)
-    if storage.exists() and not storage.is_file(): raise CLIError(f"--storage {storage} is a folder, not a file")
+    _check_writable(storage, "--storage", folder=False)
+    if storage.is_file() and storage.stat().st_size and storage.open("rb").read(16) != b"SQLite format 3\x00":
+        raise CLIError(f"--storage {storage} is not an SQLite file (a study of llmfs tune): give a new file name, or the study's file")
     texts, sources = read_text_list(args.data, refresh=args.refresh_data)   # documents: a literal <|endoftext|> in them is text
     text = texts[0] if not args.data else texts
-    print(f"Searching the book's grid with Optuna: {args.trials} trials of the {args.config} config (context {args.context_length}) on "
+    print(f"Searching the book's grid with Optuna: {args.trials} trial{'' if args.trials == 1 else 's'} of the {args.config} config (context {args.context_length}) on "
           f"{', '.join(sources)}, {args.jobs} process{'es' if args.jobs > 1 else ''} on {device}; the study is kept in {storage}", flush=True)
     try:
         study = tune(args.trials, storage, args.study_name, args.jobs, text, args.config, args.context_length, args.max_epochs,
@@ -699,8 +711,9 @@ def _finetune_instruct(args) -> int:
     print(f"Finetuning {base} on {len(train_loader) * args.batch_size} instructions"
           f"{' (the loss counts the responses only)' if args.mask_instructions else ''}"
           f"{f', LoRA rank {args.lora_rank}, alpha {args.lora_alpha}' if args.lora_rank else ''}", flush=True)
-    try: state = train(model, train_loader, val_loader, optimizer, device, args.epochs, eval_freq=5, eval_iter=5,
-                             progress=True, log=log)
+    try:
+        state = train(model, train_loader, val_loader, optimizer, device, args.epochs, eval_freq=5, eval_iter=5, progress=True, log=log)
+        _refuse_non_finite(model)   # (a step whose loss was finite may still have left nan weights)
     except NonFiniteLossError as e:
         print(f"llmfs: error: {e} Nothing was written.", file=sys.stderr)
         return 1
@@ -730,6 +743,7 @@ def _evaluate(args) -> int:
         url = JUDGES[kind]
     entries = load_json_entries(args.responses, required=("instruction", "output", args.key))
     out = Path(args.out) if args.out else Path(args.responses).with_name(Path(args.responses).stem + "-scores.json")
+    _check_writable(out, "--out", folder=False)   # before the judge has scored anything
     cache = Path(args.responses).with_name(Path(args.responses).stem + "-judge-cache.json")
     results = judge_responses(entries, args.key, judge, url, api_key=args.api_key or os.environ.get("LLMFS_JUDGE_API_KEY"), cache_path=cache)
     scores = [r["score"] for r in results if r["score"] is not None]
@@ -923,6 +937,8 @@ def _pretrain_parser(sub, run_on):
                    "for the GPT-2 sizes; weight decay 0.1)")
     p.add_argument("--out", metavar="DIR", help="checkpoint folder (default: runs/pretrain, or the --resume folder)")
     p.add_argument("--resume", metavar="DIR", help="continue the run saved in DIR (its settings are reused)")
+    p.add_argument("--unchecked", action="store_true", help="with --resume: continue a run whose folder has no manifest.json "
+                   "(its files cannot be checked)")
     p.add_argument("--seed", type=int, help="random seed (default: 123; a resumed run keeps its own)")
     p.add_argument("--eval-freq", type=int, help="evaluate every N steps (default: 5)")
     p.add_argument("--eval-iter", type=int, help="batches per evaluation (default: 5)")
