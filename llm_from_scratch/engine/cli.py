@@ -304,6 +304,10 @@ def _prepare_data(args) -> int:
     print(f"Train on them with:  llmfs pretrain --data {args.out}")
     return 0
 
+def _first_bytes(path:Path, n:int) -> bytes:
+    "The first `n` bytes of the file `path` (the file closed again)."
+    with open(path, "rb") as f: return f.read(n)
+
 def _tune(args) -> int:
     "The `llmfs tune` command: the book's hyperparameter search with Optuna, in a SQLite study that resumes."
     from llm_from_scratch.engine.tuning import plot_trials, trials_table, tune
@@ -315,7 +319,7 @@ def _tune(args) -> int:
     _check_seed(args.seed)
     device, storage = _device(args.device), Path(args.storage)
     _check_writable(storage, "--storage", folder=False)
-    if storage.is_file() and storage.stat().st_size and storage.open("rb").read(16) != b"SQLite format 3\x00":
+    if storage.is_file() and storage.stat().st_size and _first_bytes(storage, 16) != b"SQLite format 3\x00":
         raise CLIError(f"--storage {storage} is not an SQLite file (a study of llmfs tune): give a new file name, or the study's file")
     texts, sources = read_text_list(args.data, refresh=args.refresh_data)   # documents: a literal <|endoftext|> in them is text
     text = texts[0] if not args.data else texts

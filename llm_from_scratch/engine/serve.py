@@ -249,7 +249,7 @@ MAX_BODY_BYTES, MAX_TEXTS = 4 * 2**20, 64  # a request's size (longer than any c
 async def _json_body(request) -> dict:
     "The request's JSON object, or a BadRequest that says what is wrong with it (too large, not JSON, nested too deep)."
     if int(request.headers.get("content-length") or 0) > MAX_BODY_BYTES: raise _too_large()
-    raw = b""
+    raw = bytearray()
     async for chunk in request.stream():  # (a body without Content-Length is cut off at the limit, not read whole)
         raw += chunk
         if len(raw) > MAX_BODY_BYTES: raise _too_large()
