@@ -115,15 +115,21 @@ class GroupedQueryAttention(nn.Module):
                  qk_norm:bool=False, # RMSNorm on each query and key head (Qwen3, Gemma 3)
                  norm_eps:float=1e-6, unit_offset:bool=False, # the QK-norm's eps and form
                  query_pre_attn_scalar:float|None=None, # scores are scaled by its inverse square root (default: head_dim)
-                 dtype:torch.dtype|None=None):
+                 dtype:torch.dtype|None=None,
+                 kv_first:bool=False, # create W_key and W_value before W_query, as the book's Llama 3 does: the same seed, the same weights
+                ):
         super().__init__()
         if num_heads % num_kv_groups: raise ValueError(f"num_heads = {num_heads} is not divisible by num_kv_groups = {num_kv_groups}")
         self.num_heads, self.num_kv_groups, self.group_size = num_heads, num_kv_groups, num_heads // num_kv_groups
         self.head_dim = head_dim or d_in // num_heads
         self.d_out = num_heads * self.head_dim
-        self.W_query = nn.Linear(d_in, self.d_out, bias=False, dtype=dtype)
+        # the order of creation decides which random numbers each weight draws: the book's Llama 3 makes keys and values first,
+        # its Qwen3 and Gemma 3 queries first, and each order is kept so that a seeded model here equals the book's
+        query = lambda: nn.Linear(d_in, self.d_out, bias=False, dtype=dtype)
+        if not kv_first: self.W_query = query()
         self.W_key = nn.Linear(d_in, num_kv_groups * self.head_dim, bias=False, dtype=dtype)
         self.W_value = nn.Linear(d_in, num_kv_groups * self.head_dim, bias=False, dtype=dtype)
+        if kv_first: self.W_query = query()
         self.out_proj = nn.Linear(self.d_out, d_in, bias=False, dtype=dtype)
         norm = partial(RMSNorm, self.head_dim, eps=norm_eps, unit_offset=unit_offset, dtype=dtype)
         self.q_norm, self.k_norm = (norm(), norm()) if qk_norm else (None, None)
@@ -207,7 +213,8 @@ class DecoderBlock(nn.Module):
         super().__init__()
         self.layer_type = layer_type
         self.att = GroupedQueryAttention(cfg["emb_dim"], cfg["n_heads"], cfg["n_kv_groups"], cfg["head_dim"], cfg["qk_norm"],
-                                         cfg["norm_eps"], cfg["norm_unit_offset"], cfg["query_pre_attn_scalar"], cfg["dtype"])
+                                         cfg["norm_eps"], cfg["norm_unit_offset"], cfg["query_pre_attn_scalar"], cfg["dtype"],
+                                         cfg["kv_first"])
         self.ff = (MoEFeedForward(cfg) if cfg.get("num_experts") else
                    GatedFeedForward(cfg["emb_dim"], cfg["hidden_dim"], cfg["activation"], cfg["dtype"]))
         norm = partial(RMSNorm, cfg["emb_dim"], cfg["norm_eps"], cfg["norm_unit_offset"], cfg["dtype"])
@@ -238,6 +245,7 @@ DECODER_DEFAULTS = {  # what a config may leave out
     "rope_local_base": None,      # RoPE's base in sliding-attention blocks (Gemma)
     "query_pre_attn_scalar": None,  # attention scores scaled by its inverse square root (default: head_dim)
     "dtype": None,                # the weights' dtype (None: PyTorch's default, float32)
+    "kv_first": False,            # attention creates W_key, W_value, then W_query (the book's Llama 3 order; seeds only)
 }
 
 def check_decoder_config(cfg:dict) -> dict:
@@ -310,7 +318,7 @@ class DecoderModel(nn.Module):
 # %% ../nbs/10_modern_llms.ipynb #d20ed56c
 class Llama3Model(DecoderModel):
     "Meta's Llama 3 and 3.2: GPT with RMSNorm, SwiGLU, RoPE (with Llama 3's frequency scaling) and grouped-query attention."
-    defaults = {"norm_eps": 1e-5}
+    defaults = {"norm_eps": 1e-5, "kv_first": True}
 
 class Qwen3Model(DecoderModel):
     "Alibaba's Qwen3: Llama's design plus QK-norm and a head_dim of its own; with `num_experts`, a mixture of experts in every block."
