@@ -10,13 +10,13 @@ https://llm-from-scratch.github.io/llm-from-scratch/):
 - `pretraining` (03, chapter 5): losses, `train_model_simple`, decoding (`generate`), saving and loading weights.
 - `pretrained_weights` (04, chapter 5): OpenAI's GPT-2 weights (`load_gpt2`), and export to Hugging Face.
 - `classification` (05, chapter 6): the spam classifier (`SpamDataset`, `prepare_classifier`, `train_classifier_simple`).
-- `instruction_tuning` (06, chapter 7): instruction finetuning (`format_input`, `custom_collate_fn`) and the judge LLM.
+- `instruction_tuning` (06, chapter 7): instruction finetuning (`format_input`, `custom_collate_fn`), the judge LLM, and data made by an LLM.
 - `training_at_scale` (07, appendices A and D): PyTorch essentials, warmup, cosine decay and clipping, memory arithmetic.
 - `preference_tuning` (08, chapter 7's bonus): DPO (`compute_dpo_loss`, `train_model_dpo_simple`).
 - `lora` (09, appendix E): `LoRALayer`, `LinearWithLoRA`, `replace_linear_with_lora`, adapters on their own.
 - `modern_llms` (10, chapter 5's bonus): Llama 3.2, Qwen3 and Gemma 3 from shared pieces, their weights and tokenizers.
 
 The engine (`llm_from_scratch.engine`, notebooks in nbs/engine/) runs them beyond the lesson: `checkpoints`, `trainer`,
-`distributed`, `speed`, `shards`, `tuning`, `serve` and `cli`, the command line `llmfs` (`python -m llm_from_scratch`).
+`distributed`, `speed`, `shards`, `tuning`, `serve`, `make_data` and `cli`, the command line `llmfs` (`python -m llm_from_scratch`).
 """
 __version__ = "0.0.1"

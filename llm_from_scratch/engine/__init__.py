@@ -9,4 +9,5 @@ in nbs/engine/. The engine imports the chapters' modules; no chapter module impo
 - `tuning` (05_tuning): the book's hyperparameter search with Optuna (`tune`).
 - `serve` (06_serve): `llmfs serve`, a chat page and OpenAI- and Ollama-compatible APIs.
 - `cli` (07_cli): the `llmfs` command line.
+- `make_data` (08_make_data): notebook 06's recipes for data made by an LLM over many entries, resumable (`make_data_file`, `llmfs make-data`).
 """
