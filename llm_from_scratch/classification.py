@@ -18,7 +18,7 @@ import shutil
 import tarfile
 import tempfile
 import zipfile
-from pathlib import Path, PurePosixPath
+from pathlib import Path, PurePosixPath, PureWindowsPath
 
 import pandas as pd
 import torch
@@ -412,9 +412,9 @@ def extract_tar(
     except (tarfile.TarError, EOFError) as e: raise ValueError(f"{archive}: not a readable tar archive ({str(e).splitlines()[0]})") from None
     with tar:
         for m in members:
-            path = PurePosixPath(m.name)
-            why = ("its path is absolute" if path.is_absolute() else
-                   "its path leaves the folder it is extracted to" if ".." in path.parts else
+            path, windows = PurePosixPath(m.name), PureWindowsPath(m.name)   # (on Windows, C:x and ..\x escape too)
+            why = ("its path is absolute" if path.is_absolute() or windows.anchor else
+                   "its path leaves the folder it is extracted to" if ".." in path.parts or ".." in windows.parts else
                    "it is a link" if m.issym() or m.islnk() else
                    "it is neither a file nor a folder" if not (m.isfile() or m.isdir()) else None)
             if why: raise ValueError(f"{archive}: refusing the member {m.name!r}: {why}")

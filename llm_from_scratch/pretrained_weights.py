@@ -7,7 +7,8 @@ Docs: https://llm-from-scratch.github.io/llm-from-scratch/pretrained_weights.htm
 # %% auto #0
 __all__ = ['GPT2_MODELS', 'GPT2_BOOK_NAMES', 'gpt2_config', 'hub_reachable', 'download_gpt2', 'safetensors_header',
            'mmap_safetensors', 'gpt2_state_dict', 'tie_output_head', 'empty_gpt', 'load_weights_into_gpt',
-           'check_hub_checksum', 'load_gpt2', 'unshare', 'export_to_hf', 'weights_at_hand', 'slow_cells_need']
+           'check_hub_checksum', 'load_gpt2', 'unshare', 'export_to_hf', 'weights_at_hand', 'slow_cells_need',
+           'extend_tokenizer', 'extend_vocabulary', 'train_new_tokens_only']
 
 # %% ../nbs/04_pretrained_weights.ipynb #80221e96
 import itertools
@@ -20,6 +21,7 @@ import urllib.request
 from pathlib import Path
 from urllib.parse import urlparse
 
+import tiktoken
 import torch
 import torch.nn as nn
 
@@ -304,3 +306,60 @@ def slow_cells_need(ready:bool, # whether what the next slow cells need is at ha
         shell.input_transformers_post.append(_skipping(what))
         print(f"The slow cells below will be skipped: they need {what}.")
     return ready
+
+# %% ../nbs/04_pretrained_weights.ipynb #3925c67f
+def extend_tokenizer(base:tiktoken.Encoding, # the tokenizer to extend, e.g. `get_tokenizer()` (GPT-2's)
+                     new_tokens:list[str], # the strings to add, each to become one token
+                     name:str|None=None, # the new encoding's name (default: the old one's + "_extended")
+                    ) -> tiktoken.Encoding:
+    "`base` with `new_tokens` added as special tokens, numbered after its last ID (`base.n_vocab`, `base.n_vocab + 1`, ...)."
+    new_tokens = list(new_tokens)
+    for i, token in enumerate(new_tokens):
+        if not isinstance(token, str) or not token: raise ValueError(f"A new token must be a non-empty string, not {token!r}")
+        if token in new_tokens[:i]: raise ValueError(f"The new token {token!r} is given twice")
+        if token in base.special_tokens_set or token.encode("utf-8") in base._mergeable_ranks:
+            raise ValueError(f"{token!r} is already a token of {base.name!r} (ID {base.encode_single_token(token)})")
+    first = base.n_vocab
+    return tiktoken.Encoding(name=name or f"{base.name}_extended", pat_str=base._pat_str, mergeable_ranks=base._mergeable_ranks,
+                             special_tokens={**base._special_tokens, **{t: first + i for i, t in enumerate(new_tokens)}})
+
+# %% ../nbs/04_pretrained_weights.ipynb #4d68138a
+def _with_mean_rows(w:torch.Tensor, n_new:int) -> nn.Parameter:
+    "`w` with `n_new` more rows, each the mean of its rows (averaged in float32), as a parameter of `w`'s dtype and device."
+    with torch.no_grad():
+        mean = w.float().mean(0, keepdim=True).to(w.dtype)   # (1, emb_dim), or (1,) for a bias
+        return nn.Parameter(torch.cat([w, mean.expand(n_new, *w.shape[1:])]), requires_grad=w.requires_grad)
+
+def extend_vocabulary(model:GPTModel, # grown in place, and returned
+                      n_new:int, # how many tokens were added; their IDs are the old vocab_size, +1, ...
+                     ) -> GPTModel:
+    "Grow `model`'s token embedding and output head (and its bias, if any) by `n_new` rows, each the mean of the old rows; the old rows are kept exactly, a tied head stays tied."
+    if n_new < 1: raise ValueError(f"n_new must be at least 1, not {n_new}")
+    emb, head = model.tok_emb, model.out_head
+    vocab, d = emb.weight.shape
+    tied = head.weight is emb.weight
+    model.tok_emb = nn.Embedding(vocab + n_new, d, device="meta")   # meta: no memory; the weight is assigned next
+    model.tok_emb.weight = _with_mean_rows(emb.weight, n_new)
+    model.out_head = nn.Linear(d, vocab + n_new, bias=head.bias is not None, device="meta")
+    model.out_head.weight = model.tok_emb.weight if tied else _with_mean_rows(head.weight, n_new)
+    if head.bias is not None: model.out_head.bias = _with_mean_rows(head.bias, n_new)
+    model.cfg["vocab_size"] = vocab + n_new
+    return model
+
+# %% ../nbs/04_pretrained_weights.ipynb #e4af44db
+def train_new_tokens_only(model:GPTModel, # after `extend_vocabulary`
+                          n_new:int, # how many tokens were added: the last `n_new` rows of tok_emb and out_head train
+                         ) -> list:
+    "Freeze `model` but for the last `n_new` rows of its token embedding and output head (a hook zeroes the old rows' gradients); returns the hooks' handles."
+    rows = model.tok_emb.weight.shape[0]
+    if not 1 <= n_new < rows: raise ValueError(f"n_new must be between 1 and {rows - 1}, not {n_new}")
+    for p in model.parameters(): p.requires_grad_(False)
+    head = model.out_head
+    trained = {id(p): p for p in (model.tok_emb.weight, head.weight, head.bias) if p is not None}   # a tied head: one matrix
+    handles = []
+    for p in trained.values():
+        p.requires_grad_(True)
+        old = torch.ones(p.shape[0], *[1] * (p.dim() - 1), dtype=torch.bool, device=p.device)   # (rows, 1), or (rows,)
+        old[-n_new:] = False
+        handles.append(p.register_hook(lambda grad, old=old: grad.masked_fill(old, 0)))
+    return handles

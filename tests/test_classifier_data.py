@@ -1,5 +1,6 @@
 "`llmfs finetune-classifier --data` beyond one CSV: the IMDB archive split as the book (notebook 05), a folder already split, --max-length."
 import io
+import json
 import tarfile
 
 import pandas as pd
@@ -36,11 +37,12 @@ def base(tmp_path_factory):
 
 
 def test_the_imdb_archive_is_split_as_the_book_and_its_labels_named(base, tmp_path):
-    archive = tiny_imdb(tmp_path / "aclImdb_v1.tar.gz")
+    archive = tiny_imdb(tmp_path / "tiny_imdb.tar.gz")
     r = llmfs("finetune-classifier", "--checkpoint", base, "--data", archive, "--epochs", 1, "--batch-size", 2, "--max-length", 12,
               "--out", tmp_path / "clf", "--no-fast-linear")
     assert r.returncode == 0, r.stderr
     assert "on 14 texts, labels ['neg', 'pos']" in r.stdout             # 70% of the 20 reviews, the book's split
+    assert json.loads((tmp_path / "clf" / "config.json").read_text())["classifier"]["max_length"] == 12   # --max-length, not the longest text
     r = llmfs("classify", "--checkpoint", tmp_path / "clf", "What a wonderful film.")
     assert r.returncode == 0 and r.stdout.split("\t")[0] in ("neg", "pos"), (r.stdout, r.stderr)
 
@@ -70,12 +72,14 @@ def test_a_folder_already_split_is_used_as_it_is(base, tmp_path, capsys):
     ("escape", "refusing the member 'aclImdb/../../evil.txt': its path leaves the folder"),
     ("not_tar", "not a readable tar archive"),
     ("max_length", "--max-length must be at least 1, not 0"),
+    ("missing", "no such file or folder"),
+    ("not_the_real_one", "not the IMDB archive its name says"),
 ])
 def test_bad_classifier_data_is_one_line(case, message, base, tmp_path, capsys):
-    archive = tmp_path / "aclImdb_v1.tar.gz"
+    archive = tmp_path / ("aclImdb_v1.tar.gz" if case == "not_the_real_one" else "tiny_imdb.tar.gz")
     if case == "escape": tiny_imdb(archive, 1, extra=[("aclImdb/../../evil.txt", "gotcha")])
     elif case == "not_tar": archive.write_text("<html>Please log in</html>")
-    else: tiny_imdb(archive, 1)
+    elif case != "missing": tiny_imdb(archive, 1)   # (named as the real archive, it is checked against the real one's SHA-256)
     status = main(["finetune-classifier", "--checkpoint", str(base), "--data", str(archive), "--out", str(tmp_path / "clf"),
                    *(["--max-length", "0"] if case == "max_length" else [])])
     err = capsys.readouterr().err

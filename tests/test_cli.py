@@ -24,6 +24,19 @@ def test_pretrain_writes_a_checkpoint_and_reports_progress(full_run):
     assert "tok_s=" in r.stderr and "epoch 2/2" in r.stderr  # the progress bar
 
 
+def test_the_default_precision_is_the_devices_fast_one_and_said(full_run):
+    "--precision auto (the default): bf16 where the CPU's flags name AMX-BF16 or AVX512-BF16, else fp32; the first line says which and why."
+    from llm_from_scratch.engine.speed import bf16_is_fast
+    out, r = full_run
+    reason, first = bf16_is_fast("cpu"), r.stdout.splitlines()[0]
+    chosen = "bf16" if reason else "fp32"
+    assert first.endswith(f"in {chosen} (--precision auto: {reason}; --precision fp32 for the book's float32)" if reason else
+                          "in fp32 (--precision auto: this CPU has no fast bfloat16)"), first
+    assert torch.load(out / "training_state.pt", weights_only=True)["run"]["precision"] == chosen   # a resume keeps it
+    r = llmfs("pretrain", "--resume", out, "--epochs", 2, "--precision", "auto")   # auto with --resume: the run's own, no conflict
+    assert r.returncode == 0 and "has already trained 2 epochs" in r.stdout, r.stderr
+
+
 def test_resume_is_bit_identical(full_run, tmp_path):
     r = llmfs("pretrain", *FAST, "--epochs", 1, "--out", tmp_path)
     assert r.returncode == 0, r.stderr
@@ -49,11 +62,17 @@ def test_ctrl_c_or_sigterm_writes_a_checkpoint_that_resumes_exactly(full_run, tm
     assert_same_weights(tmp_path, full_run[0])
 
 
-OPTIONS = ["--warmup-steps", "4", "--min-lr", "1e-4", "--grad-clip", "1.0", "--grad-accum", "5", "--precision", "bf16"]  # 36 batches: 7 steps of 5, one of 1
+def _fast_precision():
+    "bf16 where this CPU multiplies it fast; elsewhere (AMD's Zen 3, say) bf16 is emulated, 10x slower than fp32, and fp32 stands in."
+    from llm_from_scratch.engine.speed import bf16_is_fast
+    return "bf16" if bf16_is_fast("cpu") else "fp32"
+
+
+OPTIONS = ["--warmup-steps", "4", "--min-lr", "1e-4", "--grad-clip", "1.0", "--grad-accum", "5", "--precision", _fast_precision()]  # 36 batches: 7 steps of 5, one of 1
 
 
 def test_appendix_d_options_resume_exactly_after_ctrl_c(full_run, tmp_path):
-    "Warmup, cosine decay, clipping, accumulation and bf16: an interrupted and resumed run ends where an uninterrupted one does."
+    "Warmup, cosine decay, clipping, accumulation and bf16 (where fast): an interrupted and resumed run ends where an uninterrupted one does."
     whole = tmp_path / "whole"
     r = llmfs("pretrain", *FAST, *OPTIONS, "--epochs", 2, "--out", whole)
     assert r.returncode == 0, r.stderr

@@ -101,7 +101,8 @@ def test_instructions_survive_a_kill_and_continue_without_asking_twice(tmp_path)
     assert [e["instruction"] for e in written] == [q for q in Magpie.QUESTIONS if q]
     assert written[1] == {"instruction": "What is 2 + 2?", "input": "", "output": "The answer to: What is 2 + 2?"}
     assert "Dropped 1 of 8: the reply was empty (entries 2)" in r.stdout
-    assert "Near-duplicate instructions (similarity >= 0.9): 1 pairs, kept" in r.stdout and "#0 and #2" in r.stdout
+    assert "Near-duplicate instructions (similarity >= 0.9): 1 pairs, kept" in r.stdout
+    assert "entries 0 and 2 of the output: 'Name a yellow fruit.' / 'Name a yellow fruit!'" in r.stdout
     with Magpie() as llm:
         r = llmfs("make-data", "instructions", "--n", 8, "--judge-url", llm.url + "/api/chat", "--out", tmp_path / "dedup.json",
                   "--cache", cache, "--remove-duplicates")
@@ -185,6 +186,8 @@ def test_bad_servers_and_bad_input_are_one_line_and_nothing_is_written(tmp_path,
         (tmp_path / "bad.json").write_text('[{"instruction": "no output"}]')
         one_line_error(run("passive", "--data", tmp_path / "bad.json", "--judge-url", url, "--out", tmp_path / "o.json"), "output")
         one_line_error(run("passive", "--data", data, "--judge-url", url, "--out", tmp_path), "is a folder, not a file")
+        one_line_error(run("passive", "--data", data, "--judge-url", url, "--out", tmp_path / "o.json", "--cache", tmp_path),
+                       "--cache " + str(tmp_path) + " is a folder, not a file")
         one_line_error(run("passive", "--data", data, "--judge-url", url, "--out", tmp_path / "o.json", "--duplicate-threshold", 0),
                        "--duplicate-threshold must be in (0, 1]")
         (tmp_path / "o.json.cache.jsonl").write_text('{"key": "a", "reply": "b"}\nnot json\n{"key": "c", "reply": "d"}\n')

@@ -32,7 +32,7 @@ from urllib.parse import urlparse
 import pandas as pd
 import torch
 
-from ..classification import (IMDB_LABELS, TRAINABLE, SpamDataset, accuracy, download_imdb, plot_values, prepare_classifier, prepare_imdb,
+from ..classification import (IMDB_ARCHIVE, IMDB_LABELS, TRAINABLE, SpamDataset, accuracy, download_imdb, plot_values, prepare_classifier, prepare_imdb,
                                              random_split, set_drop_rate, train_classifier)
 from ..gpt_model import GPT_CONFIGS, GPTModel
 from ..instruction_tuning import (RESPONSE_HEADER, DataError, InstructionDataset, JudgeError, custom_collate_fn, format_input,
@@ -43,7 +43,7 @@ from ..preference_tuning import PreferenceDataset, add_reference_logprobs, ident
 from ..preference_tuning import custom_collate_fn as preference_collate_fn
 from ..pretrained_weights import load_gpt2
 from ..pretraining import CheckpointError, NonFiniteLossError, generate_stream, get_device, plot_losses, text_pieces
-from ..text_data import DATA_FILES, DataFile, DownloadError, GPTDatasetV1, atomic_path, download, get_tokenizer
+from ..text_data import DATA_FILES, DataFile, DownloadError, GPTDatasetV1, atomic_path, download, get_tokenizer, sha256sum
 from .checkpoints import (CONFIG_FILE, MANIFEST_FILE, STATE_FILE, WEIGHTS_FILE, check_optimizer_state, checked_file,
                                                  load_adapted, load_classifier, load_config, load_instruct_model, load_model,
                                                  load_training_state, load_weights, save_adapters, save_classifier, save_instruct_model, UncheckedCheckpoint)
@@ -52,7 +52,7 @@ from .distributed import (cleanup_distributed, distributed_loader, init_distribu
                                                  parallelize, rank, unwrap_model, world_size)
 from .serve import classify_text, is_loopback, load_named_model, load_served_model, serve
 from .shards import INDEX_FILE, SEPARATOR, Encoded, ShardDataset, encode_joined, prepare_shards, read_index
-from .speed import FastLinear, use_fast_linear, use_fused_layers, use_sdpa
+from .speed import FastLinear, bf16_is_fast, use_fast_linear, use_fused_layers, use_sdpa
 from .trainer import TrainingInterrupted, TrainState, adamw, train
 
 # %% ../../nbs/engine/07_cli.ipynb #00aac48d
@@ -232,6 +232,7 @@ def _run_settings(args) -> tuple[dict, RunSettings, dict|None]:
         raise CLIError(f"--context-length {ctx} is larger than the {config} model's context length of {cfg['context_length']}")
     cfg["context_length"] = ctx
     given = {key: getattr(args, key) for key in ("batch_size", "lr", "seed", "eval_freq", "eval_iter", "epochs", *TRAINING_OPTIONS)}
+    given["precision"] = given["precision"] or "auto"   # decided by `_choose_precision` once the device is known
     run = RunSettings(config=config, data=args.data, eot_in_data=bool(args.eot_in_data), **{k: v for k, v in given.items() if v is not None})
     if args.lr is None and config not in ("tiny", "small"): run.lr = 4e-4  # the book's rate for GPT-2's sizes
     return cfg, run, None
@@ -250,6 +251,7 @@ def _resumed_settings(args) -> tuple[dict, RunSettings, dict]:
     except CheckpointError as e: raise CheckpointError(f"{Path(args.resume)/STATE_FILE}: {e}") from None
     if not args.fast_linear and run.fast_linear:
         raise CLIError("--no-fast-linear differs from the resumed run, which used oneDNN linear layers (kept for an exact resume)")
+    if args.precision == "auto": args.precision = None   # a resumed run keeps the precision it chose
     for key in KEPT_BY_RESUME:
         given = getattr(args, key)
         if given is not None and given != getattr(run, key):
@@ -428,6 +430,14 @@ def _pretrain(args) -> int:
             return _pretrain_in_process(args, device)  # (rank 0 alone prints)
     finally: cleanup_distributed()  # on every way out, Ctrl-C and errors included
 
+def _choose_precision(run:RunSettings, device:torch.device) -> str:
+    "Decide `--precision auto` for `device` (bf16 where it multiplies bfloat16 fast, else fp32) in `run`; the words saying why, for the first line."
+    if run.precision != "auto": return ""
+    reason = bf16_is_fast(device)
+    run.precision = "bf16" if reason else "fp32"
+    return f" (--precision auto: {reason}; --precision fp32 for the book's float32)" if reason else \
+           f" (--precision auto: {'this CPU has no fast bfloat16' if device.type == 'cpu' else 'no fast bfloat16 here'})"
+
 def _pretrain_in_process(args, device:torch.device) -> int:
     "`llmfs pretrain` in this process, one of `world_size()`."
     out = Path(args.out or args.resume or "runs/pretrain")
@@ -471,6 +481,7 @@ def _pretrain_in_process(args, device:torch.device) -> int:
     if run.gpu_recipe:  # notebook 07's speed recipe on GPUs: fused attention, and TF32 products for float32 runs
         use_sdpa(model); torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
     if world > 1: torch.manual_seed(run.seed + rank())  # the same weights everywhere, but each process its own dropout
+    chosen = _choose_precision(run, device)
     if run.precision == "fp16" and device.type != "cuda": raise CLIError("--precision fp16 needs a CUDA GPU; on this device use bf16")
     if run.precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
         raise CLIError("--precision bf16: this GPU has no bfloat16; use fp16")
@@ -489,7 +500,8 @@ def _pretrain_in_process(args, device:torch.device) -> int:
     n_params = sum(p.numel() for p in model.parameters())  # (FSDP's sharded tensors count whole)
     where = f"{world} processes ({'FSDP' if args.fsdp else 'DDP'}, {device.type})" if world > 1 else str(device)
     print(f"Training a {n_params / 1e6:.1f}M-parameter GPT ({cfg['n_layers']} layers, {cfg['emb_dim']} dims, context {ctx}) "
-          f"on {', '.join(sources)} ({tokens:,} tokens; {len(train_loader)} batches of {bs} per epoch) on {where}, to {_epochs(run.epochs)}", flush=True)
+          f"on {', '.join(sources)} ({tokens:,} tokens; {len(train_loader)} batches of {bs} per epoch) on {where}, to {_epochs(run.epochs)}, "
+          f"in {run.precision}{chosen}", flush=True)
     if args.checkpoint_every is not None: run.checkpoint_every = args.checkpoint_every  # (a resume may change it)
     if run.compile: model = torch.compile(model)  # checkpoints still hold the plain model's weights
     return _train_until_stopped(model, train_loader, val_loader, optimizer, device, run, state, out, args.sample_prompt, tokenizer,
@@ -598,19 +610,22 @@ def _labelled_parts(path:Path, work:Path) -> tuple[list[pd.DataFrame], list[str]
         if missing: raise CLIError(f"--data {path}: a folder needs {', '.join(SPLIT_FILES)} (already split); it lacks {', '.join(missing)}")
         train, names = read_labelled_texts(path/SPLIT_FILES[0])
         return [train, *(read_labelled_texts(path/n, names)[0] for n in SPLIT_FILES[1:])], names
+    if not path.exists(): raise CLIError(f"--data {path}: no such file or folder")
     if path.name.endswith((".tar.gz", ".tgz", ".tar")):   # the IMDB archive's layout: the book's split (notebook 05)
+        if path.name == IMDB_ARCHIVE.name and sha256sum(path) != IMDB_ARCHIVE.sha256:   # a damaged copy extracts in part, silently
+            raise CLIError(f"--data {path}: not the IMDB archive its name says (its SHA-256 differs from {IMDB_ARCHIVE.sha256[:12]}...): "
+                           "download it again, or give your own archive another name")
         try: prepare_imdb(path, work/"imdb")
         except ValueError as e: raise CLIError(f"--data {path}: {e}") from None
         parts, _ = _labelled_parts(work/"imdb", work)
         return parts, sorted(IMDB_LABELS, key=IMDB_LABELS.get)   # 0: neg, 1: pos
-    if not path.is_file(): raise CLIError(f"--data {path}: no such file or folder")
     df, names = read_labelled_texts(path)
     return list(random_split(balance_labels(df), 0.7, 0.1)), names
 
 def _classifier_data(args, context_length:int, tokenizer, work:Path):
     "The split, padded data of `llmfs finetune-classifier`: datasets, label names and text length."
     if args.max_length is not None and args.max_length < 1: raise CLIError(f"--max-length must be at least 1, not {args.max_length}")
-    if args.data == "imdb": path = download_imdb()   # 84 MB, once
+    if args.data == "imdb" and not Path("imdb").exists(): path = download_imdb()   # 84 MB, once (a file or folder named imdb wins)
     else: path = Path(args.data) if args.data else download(DATA_FILES["sms_spam_collection/SMSSpamCollection.tsv"])
     parts, names = _labelled_parts(path, work)
     for name, part in zip(("train", "validation", "test"), parts): part.to_csv(work/f"{name}.csv", index=None)
@@ -801,14 +816,18 @@ def _make_data(args) -> int:
     if not 0 < args.duplicate_threshold <= 1: raise CLIError(f"--duplicate-threshold must be in (0, 1], not {args.duplicate_threshold}")
     if not 0 <= args.temperature < math.inf: raise CLIError(f"--temperature must be 0 or more, not {args.temperature}")
     _check_seed(args.seed)
+    try: import sklearn  # noqa: F401  (the near-duplicate search of notebook 06)
+    except ImportError: raise CLIError("make-data reports near-duplicate instructions with scikit-learn: pip install scikit-learn") from None
     out = Path(args.out or f"runs/data/{args.kind}.json")
+    cache = Path(args.cache or out.with_name(out.name + ".cache.jsonl"))
     _check_writable(out, "--out", folder=False)   # before the first request
+    _check_writable(cache, "--cache", folder=False)
     data = None if args.kind == "instructions" else (args.data or download(DATA_FILES["instruction-data.json"]))
     if data is not None and not Path(data).is_file(): raise CLIError(f"--data {data}: no such file")
-    made, cache = make_data_file(args.kind, out, data, args.n, model, url, api_key, args.cache, seed=args.seed,
+    made, cache = make_data_file(args.kind, out, data, args.n, model, url, api_key, cache, seed=args.seed,
                                  temperature=args.temperature, duplicate_threshold=args.duplicate_threshold,
                                  remove_duplicates=args.remove_duplicates)
-    tried = args.n if args.kind == "instructions" else len(made.entries) + len(made.dropped)
+    tried = made.tried
     print(f"Wrote {len(made.entries)} entries to {out} ({model} at {url}; {cache.asked} requests sent, {cache.reused} replies from {cache.path})")
     if made.dropped: print(f"Dropped {len(made.dropped)} of {tried}: the reply was empty (entries {', '.join(map(str, made.dropped[:8]))}{', ...' if len(made.dropped) > 8 else ''})")
     if made.unchanged: print(f"Kept {len(made.unchanged)} of {tried} as they were: the critic's reply had no marked text to use" +
@@ -816,7 +835,9 @@ def _make_data(args) -> int:
     if made.duplicates:
         verb = "removed the later of each" if args.remove_duplicates else "kept (--remove-duplicates drops the later of each)"
         print(f"Near-duplicate instructions (similarity >= {args.duplicate_threshold}): {len(made.duplicates)} pairs, {verb}")
-        for i, j, sim in sorted(made.duplicates, key=lambda d: -d[2])[:3]: print(f"  {sim:.3f}  #{i} and #{j}")
+        kept = made.entries if not args.remove_duplicates else None
+        for i, j, sim in sorted(made.duplicates, key=lambda d: -d[2])[:3]:
+            print(f"  {sim:.3f}  entries {i} and {j} of the output" + (f": {kept[i]['instruction'][:60]!r} / {kept[j]['instruction'][:60]!r}" if kept else ""))
     return 0
 
 def _chat(args) -> int:
@@ -1012,8 +1033,9 @@ def _pretrain_parser(sub, run_on):
     p.add_argument("--min-lr", type=float, help="where the warmup starts and the cosine decay ends (default: 0.1 x --lr)")
     p.add_argument("--grad-clip", type=float, help="clip the gradients' total norm to this after the warmup (the book: 1.0)")
     p.add_argument("--grad-accum", type=int, help="batches per optimizer step, their gradients averaged (default: 1)")
-    p.add_argument("--precision", choices=["fp32", "bf16", "fp16"], help="autocast the forward pass: bf16 on recent CPUs "
-                   "and GPUs, fp16 with a gradient scaler on CUDA (default: fp32)")
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], help="autocast the forward pass: bf16 on recent CPUs "
+                   "and GPUs, fp16 with a gradient scaler on CUDA; auto: bf16 where the device multiplies it fast (AMX, AVX512-BF16, "
+                   "a GPU from Ampere on), else fp32, the book's (default: auto; a resumed run keeps its own)")
     p.add_argument("--compile", action="store_const", const=True, help="torch.compile the model (a minute to start; faster steps)")
     p.add_argument("--checkpoint-every", type=int, metavar="N", help="also write a checkpoint every N optimizer steps "
                    "(default: after each epoch only)")

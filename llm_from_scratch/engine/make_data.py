@@ -7,7 +7,7 @@ Docs: https://llm-from-scratch.github.io/llm-from-scratch/engine/make_data.html.
 # %% auto #0
 __all__ = ['KINDS', 'reply_key', 'ReplyCache', 'cached_client', 'MadeData', 'make_data', 'make_data_file']
 
-# %% ../../nbs/engine/08_make_data.ipynb #06d797ac
+# %% ../../nbs/engine/08_make_data.ipynb #cac906b4
 import hashlib
 import json
 import os
@@ -18,10 +18,14 @@ from ..instruction_tuning import (DataError, check_judge, find_near_duplicates, 
     passive_entry, preference_entry, query_model, reflect_entry)
 from ..text_data import atomic_path
 
-# %% ../../nbs/engine/08_make_data.ipynb #86040289
-def reply_key(model:str, prompt:str, **options) -> str:
+# %% ../../nbs/engine/08_make_data.ipynb #2b2fe6dc
+def reply_key(model:str, # the model's name on the server ("llama3" and "llama3:latest" are one)
+              prompt:str, # the message
+              **options, # query_model's role, system, seed and temperature
+             ) -> str:
     "The cache key of a request: the SHA-256 of the model's name, the prompt and its options (role, system, seed, temperature)."
-    return hashlib.sha256(json.dumps([model, prompt, options], sort_keys=True).encode("utf-8")).hexdigest()
+    options = {k: float(v) if k == "temperature" else int(v) if k == "seed" else v for k, v in options.items()}  # 1 and 1.0 are one
+    return hashlib.sha256(json.dumps([model.removesuffix(":latest"), prompt, options], sort_keys=True).encode("utf-8")).hexdigest()
 
 
 class ReplyCache:
@@ -31,28 +35,36 @@ class ReplyCache:
         if self.path and self.path.exists(): self._read()
 
     def _read(self):
-        "Load the replies of `path`, dropping a torn last line and cutting the file back to its last whole line."
-        raw, whole = self.path.read_bytes(), 0
-        for n, line in enumerate(raw.split(b"\n"), 1):
-            end = whole + len(line) + 1
-            if not line.strip(): whole = min(end, len(raw)); continue
+        "Load the replies of `path`; a last line without its newline (a write cut off) is dropped and the file cut back before it."
+        try: raw = self.path.read_bytes()
+        except OSError as e: raise DataError(f"{self.path}: the reply cache cannot be read ({e.strerror})") from None
+        lines = raw.split(b"\n")
+        whole = len(raw) - len(lines[-1])   # `add` ends every record with a newline: what follows the last one is torn
+        for n, line in enumerate(lines[:-1], 1):
+            if not line.strip(): continue
             try: record = json.loads(line); key, reply = record["key"], record["reply"]
             except (json.JSONDecodeError, UnicodeDecodeError, TypeError, KeyError): record = None
             if record is None or not isinstance(key, str) or not isinstance(reply, str):
-                if end > len(raw): break   # the last line, cut off by a kill: asked again
                 raise DataError(f"{self.path}: line {n} is not a reply of this cache: delete the file to ask everything again")
-            self.replies[key], whole = reply, min(end, len(raw))
-        if whole < len(raw): os.truncate(self.path, whole)
+            self.replies[key] = reply
+        if whole < len(raw):
+            try: os.truncate(self.path, whole)
+            except OSError as e: raise DataError(f"{self.path}: the reply cache cannot be written ({e.strerror})") from None
 
     def add(self, key:str, reply:str):
         "Keep `reply` under `key`, on disk at once (flushed to the operating system; a kill of the process loses nothing)."
         self.replies[key] = reply
         if self.path:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with open(self.path, "a", encoding="utf-8") as f: f.write(json.dumps({"key": key, "reply": reply}) + "\n")
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                with open(self.path, "a", encoding="utf-8") as f: f.write(json.dumps({"key": key, "reply": reply}) + "\n")
+            except OSError as e:  # a full disk, a folder made read-only: the replies kept before stay usable
+                raise DataError(f"{self.path}: a reply could not be kept ({e.strerror}): the run stops here, and goes on from here next time") from None
 
 
-def cached_client(cache:ReplyCache, model:str="llama3", url:str="http://localhost:11434/api/chat", api_key:str|None=None):
+def cached_client(cache:ReplyCache, # where replies are kept and found
+                  model:str="llama3", url:str="http://localhost:11434/api/chat", api_key:str|None=None, # as query_model's
+                 ):
     "`ask(prompt, **options)` for notebook 06's recipes: the cached reply, else `query_model`'s, kept in `cache`."
     def ask(prompt:str, **options) -> str:
         key = reply_key(model, prompt, **options)
@@ -63,7 +75,7 @@ def cached_client(cache:ReplyCache, model:str="llama3", url:str="http://localhos
         return cache.replies[key]
     return ask
 
-# %% ../../nbs/engine/08_make_data.ipynb #5c60502e
+# %% ../../nbs/engine/08_make_data.ipynb #c30da60c
 KINDS = ("instructions", "refine-instructions", "refine-responses", "preferences", "passive")
 
 
@@ -71,6 +83,7 @@ KINDS = ("instructions", "refine-instructions", "refine-responses", "preferences
 class MadeData:
     "What a `make_data` run made: the entries, the ones dropped or left as they were, and the near duplicates among the instructions."
     entries:list
+    tried:int = 0                                 # entries asked for (n, or the input's length)
     dropped:list = field(default_factory=list)    # indices (of the input, or of the attempt) whose reply was empty
     unchanged:list = field(default_factory=list)  # indices that reflection left as they were
     duplicates:list = field(default_factory=list) # (i, j, similarity) of near-identical instructions in `entries`
@@ -85,14 +98,14 @@ def make_data(
     temperature:float=1.0, # Magpie's sampling of instructions
     duplicate_threshold:float=0.9, # near duplicates: the cosine similarity of notebook 06's search
     remove_duplicates:bool=False, # drop the later entry of each near-duplicate pair
-    progress:bool=True,
+    progress:bool=True, # show a progress bar
 ) -> MadeData:
     "Run one of notebook 06's recipes over `entries` (or `n` times): the new entries, what was dropped or left, and near duplicates."
     from tqdm.auto import tqdm
     if kind not in KINDS: raise ValueError(f"kind must be one of {', '.join(KINDS)}, not {kind!r}")
     if (kind == "instructions") != (entries is None): raise ValueError("give n for 'instructions' and entries for the other kinds")
-    made = MadeData([])
     todo = range(n) if kind == "instructions" else entries
+    made = MadeData([], len(todo))
     for i, entry in enumerate(tqdm(todo, desc=kind, unit="entry", disable=not progress)):
         if kind == "instructions": new = magpie_entry(ask, seed + i, temperature)
         elif kind.startswith("refine-"):
@@ -109,12 +122,15 @@ def make_data(
             made.entries = [e for i, e in enumerate(made.entries) if i not in later]
     return made
 
-# %% ../../nbs/engine/08_make_data.ipynb #8bd175f2
+# %% ../../nbs/engine/08_make_data.ipynb #7116a4dc
 def make_data_file(
-    kind:str, out:str|Path, # one of KINDS, and the JSON file to write
+    kind:str, # one of KINDS
+    out:str|Path, # the JSON file to write
     data:str|Path|None=None, # the instruction data to read (every kind but "instructions")
     n:int|None=None, # new entries to try ("instructions")
-    model:str="llama3", url:str="http://localhost:11434/api/chat", api_key:str|None=None, # the LLM, as notebook 06's judge
+    model:str="llama3", # the LLM's name on the server
+    url:str="http://localhost:11434/api/chat", # its chat address, as notebook 06's judge
+    api_key:str|None=None, # a bearer token, for servers that want one
     cache_path:str|Path|None=None, # the replies (default: OUT.cache.jsonl beside the output)
     **kwargs, # make_data's seed, temperature, duplicate_threshold, remove_duplicates, progress
 ) -> tuple[MadeData, ReplyCache]:

@@ -178,9 +178,13 @@ def _fsdp_no_sync(model):
     try: yield
     finally: model.set_requires_gradient_sync(True)
 
-def record_evaluation(model:nn.Module, train_loader, val_loader, device, eval_iter:int, state:TrainState, log=print):
+def record_evaluation(model:nn.Module, train_loader, val_loader, device, eval_iter:int, state:TrainState, log=print,
+                      amp_dtype:torch.dtype|None=None, # evaluate in the precision the run trains in (autocast)
+                     ):
     "The book's evaluation step: both losses appended to `state`'s lists and logged in the book's format (the mean over processes)."
-    train_loss, val_loss = map(mean_across_ranks, evaluate_model(model, train_loader, val_loader, device, eval_iter))
+    with torch.autocast(torch.device(device).type, dtype=amp_dtype) if amp_dtype is not None else contextlib.nullcontext():
+        losses = evaluate_model(model, train_loader, val_loader, device, eval_iter)
+    train_loss, val_loss = map(mean_across_ranks, losses)
     if not (math.isfinite(train_loss) and math.isfinite(val_loss)):
         raise NonFiniteLossError(f"The evaluation losses are {train_loss} (training) and {val_loss} (validation) at step "
                                  f"{state.step}: training stopped. Try a lower learning rate.")
@@ -242,7 +246,7 @@ def train(
         model.train()
         with tqdm(total=len(train_loader), initial=state.batch, desc=f"epoch {epoch + 1}/{num_epochs}",
                   disable=not (progress and main), leave=False, dynamic_ncols=True) as bar:
-            t0, tokens0 = time.perf_counter(), state.tokens_seen
+            stepping, tokens0 = 0.0, state.tokens_seen   # seconds spent in optimizer steps (not evaluating): the bar's tokens/s
             group = []
             for batch in epoch_batches(train_loader, state):
                 group.append(batch)  # micro-batches, until a step's worth (or the epoch's last)
@@ -250,12 +254,15 @@ def train(
                 step = state.step + 1
                 lr = lr_schedule(step) if lr_schedule is not None else None
                 if lr is not None: state.track_lrs.append(lr)
+                t0 = time.perf_counter()
                 loss = accumulated_step(model, optimizer, group, device, state, lr,
                                         grad_clip if step >= clip_from else None, amp_dtype, scaler)
+                loss_value = loss.item()   # waits for the step to finish (a GPU runs ahead of Python)
+                stepping += time.perf_counter() - t0
                 if state.step % eval_freq == 0:
-                    record_evaluation(model, train_loader, val_loader, device, eval_iter, state, say)
-                tok_s = (state.tokens_seen - tokens0) / (time.perf_counter() - t0)
-                bar.update(len(group)); bar.set_postfix(loss=f"{loss.item():.3f}", tok_s=f"{tok_s:,.0f}")
+                    record_evaluation(model, train_loader, val_loader, device, eval_iter, state, say, amp_dtype)
+                tok_s = (state.tokens_seen - tokens0) / stepping
+                bar.update(len(group)); bar.set_postfix(loss=f"{loss_value:.3f}", tok_s=f"{tok_s:,.0f}")
                 group = []
                 if checkpoint_every and checkpoint_dir is not None and (state.step + 1) % checkpoint_every == 0 and state.batch < len(train_loader):
                     checkpoint()
