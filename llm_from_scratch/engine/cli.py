@@ -184,7 +184,7 @@ class RunSettings:
     min_lr: float|None = None
     grad_clip: float|None = None
     grad_accum: int = 1
-    precision: str = "fp32"
+    precision: str = "fp32"           # "auto" until the device is known (`_choose_precision`); a checkpoint holds the choice
     compile: bool = False             # ... and torch.compile
     schedule_steps: int|None = None   # the schedule's length, fixed when the run starts
     checkpoint_every: int|None = None
@@ -208,7 +208,7 @@ class RunSettings:
         for name, value in saved.items():
             if name in known and value is not None and not _fits(value, known[name]):
                 raise CheckpointError(f"run.{name} is {value!r}: it must be {getattr(known[name], '__name__', known[name])}")
-        if saved.get("precision", "fp32") not in ("fp32", "bf16", "fp16"): raise CheckpointError(f"run.precision is {saved['precision']!r}")
+        if saved.get("precision", "fp32") not in ("auto", "fp32", "bf16", "fp16"): raise CheckpointError(f"run.precision is {saved['precision']!r}")
         return cls(**{"eot_in_data": True, **{k: v for k, v in saved.items() if k in known}})   # (older runs read the literal as the token)
 
 def _fits(value, annotation) -> bool:
