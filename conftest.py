@@ -4,10 +4,22 @@ Cells flagged with one of `tst_flags` in pyproject.toml (`slow`, `cuda`) are ski
 `pytest --nb-flags "slow cuda"` runs them too.
 """
 import io
+import os
 import sys
 
 import pytest
 from nbdev.config import get_config
+
+
+def pytest_configure(config):
+    "Share the cores among pytest-xdist's workers: each worker, and every command it starts, gets cores / workers threads."
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0"))   # set in each worker process
+    if workers > 1 and "OMP_NUM_THREADS" not in os.environ:   # (a thread count given by the user wins)
+        # two workers of two threads each on two cores wait on each other in OpenMP's barriers: seen 10x slower here
+        threads = max(1, len(os.sched_getaffinity(0)) // workers) if hasattr(os, "sched_getaffinity") else max(1, (os.cpu_count() or 1) // workers)
+        os.environ["OMP_NUM_THREADS"] = str(threads)
+        import torch
+        torch.set_num_threads(threads)
 
 
 def pytest_addoption(parser):
