@@ -8,15 +8,21 @@ on a CPU also ours with `use_fast_linear` (what `llmfs` runs in float32). The ru
 median of `--repeats` runs. Then the same in bfloat16. In float32 every run must give transformers' tokens (asserted);
 in bfloat16 the table says for how many tokens they agree (rounding differs, e.g. RoPE's angles in float32 or bfloat16).
 
+Then one row per family that notebook 10 loads (`--families`, default all of `TINY_HF_CONFIGS`): transformers saves a
+random model of the family's tiny test config widened to `--width` (16 heads, 8 layers, a 32,000-token vocabulary,
+the layer pattern repeated), `load_pretrained` loads it, and both generate as above, in float32, alternating.
+
 The book reports 32.8 tokens/s for its Qwen3 0.6B with a KV cache (48.5 with its optimised cache) on an Apple M4
 CPU: another machine, given for reference only.
 
     python benchmarks/architectures.py [--device cpu|cuda] [--new-tokens 32] [--repeats 3] [--dtypes float32 bfloat16]
+                                       [--families llama qwen3 ...] [--width 1024] [--skip-qwen3-06b]
 """
 import argparse
 import copy
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -26,7 +32,7 @@ sys.path = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).re
 import torch
 
 from llm_from_scratch.gpt_model import generate_text_simple_cached
-from llm_from_scratch.modern_llms import QWEN_CONFIG_06_B, Qwen3Model, load_hf_weights
+from llm_from_scratch.modern_llms import QWEN_CONFIG_06_B, TINY_HF_CONFIGS, Qwen3Model, load_hf_weights, load_pretrained, save_tiny_hub_model
 from llm_from_scratch.engine.speed import FastLinear, cpu_name, use_fast_linear
 
 
@@ -50,11 +56,52 @@ def timed(fn, device):
     return time.perf_counter() - t, out
 
 
+def family_rows(args, device):
+    "Batch-1 greedy generation of every family at one width: ours (load_pretrained) against transformers, float32."
+    import transformers
+    from transformers import AutoModelForCausalLM
+    transformers.logging.set_verbosity_error(); transformers.logging.disable_progress_bar()   # the table alone
+    n_layers = 8
+    print(f"\nEvery family, width {args.width}, 16 heads, {n_layers} layers, vocabulary 32,000, float32, random weights, batch 1, "
+          f"{args.prompt_tokens}-token prompt, {args.new_tokens} new tokens, greedy, median of {args.repeats}\n")
+    print("| family | parameters | ours tokens/s | transformers tokens/s | ours / transformers | same tokens |\n|---|---:|---:|---:|---:|---|")
+    prompt = torch.randint(0, 32000, (1, args.prompt_tokens), generator=torch.Generator().manual_seed(0)).to(device)
+    for family in args.families:
+        settings = TINY_HF_CONFIGS[family][2]
+        sizes = {"hidden_size": args.width, "intermediate_size": 3 * args.width, "num_attention_heads": 16, "vocab_size": 32000,
+                 "num_hidden_layers": n_layers, "max_position_embeddings": 4096}
+        if "layer_types" in settings: sizes["layer_types"] = (settings["layer_types"] * n_layers)[:n_layers]   # the pattern, repeated
+        with tempfile.TemporaryDirectory() as folder:
+            save_tiny_hub_model(folder, family, **sizes)
+            theirs = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).to(device).eval()
+            ours = load_pretrained(folder, device)
+        theirs.generation_config.eos_token_id = None   # all the tokens, in every run
+        runs = {"ours": lambda m=ours: generate_text_simple_cached(m, prompt, args.new_tokens),
+                "transformers": lambda m=theirs: m.generate(prompt, max_new_tokens=args.new_tokens, do_sample=False, use_cache=True, pad_token_id=0)}
+        with torch.no_grad():
+            outputs = {run: fn() for run, fn in runs.items()}   # warm-up, and the tokens to compare
+            same = bool(torch.equal(outputs["ours"], outputs["transformers"]))
+            times = {run: [] for run in runs}
+            for _ in range(args.repeats):
+                for run, fn in runs.items(): times[run].append(timed(fn, device)[0])
+        speed = {run: args.new_tokens / statistics.median(t) for run, t in times.items()}
+        params = sum(p.numel() for p in ours.parameters())
+        print(f"| {family} | {params / 1e6:,.0f}M | {speed['ours']:.1f} | {speed['transformers']:.1f} | "
+              f"{speed['ours'] / speed['transformers']:.2f}x | {'yes' if same else 'NO'} |", flush=True)
+        del theirs, ours, runs, outputs
+
+
 def main(args):
     device = torch.device(args.device)
     name = torch.cuda.get_device_name() if device.type == "cuda" else cpu_name()
-    print(f"torch {torch.__version__}, {device}: {name}, {torch.get_num_threads()} threads; "
-          f"Qwen3 0.6B config, random weights, batch 1, {args.prompt_tokens}-token prompt, {args.new_tokens} new tokens, greedy\n")
+    print(f"torch {torch.__version__}, {device}: {name}, {torch.get_num_threads()} threads")
+    if not args.skip_qwen3_06b: qwen3_rows(args, device)
+    if args.families: family_rows(args, device)
+
+
+def qwen3_rows(args, device):
+    "Qwen3 0.6B's size: ours (and ours with use_fast_linear) against transformers, in each of `args.dtypes`."
+    print(f"Qwen3 0.6B config, random weights, batch 1, {args.prompt_tokens}-token prompt, {args.new_tokens} new tokens, greedy\n")
     prompt = torch.randint(0, QWEN_CONFIG_06_B["vocab_size"], (1, args.prompt_tokens), generator=torch.Generator().manual_seed(0)).to(device)
     rows, agreement = [], {}
     for dtype_name in args.dtypes:
@@ -98,4 +145,7 @@ if __name__ == "__main__":
     p.add_argument("--prompt-tokens", type=int, default=10)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--dtypes", nargs="+", default=["float32", "bfloat16"], choices=["float32", "bfloat16", "float16"])
+    p.add_argument("--families", nargs="*", default=list(TINY_HF_CONFIGS), choices=list(TINY_HF_CONFIGS))
+    p.add_argument("--width", type=int, default=1024, help="hidden size of the per-family models")
+    p.add_argument("--skip-qwen3-06b", action="store_true", help="only the per-family table")
     main(p.parse_args())

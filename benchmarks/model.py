@@ -9,6 +9,10 @@ measured faster on this CPU, else unchanged), and `transformers`' GPT2LMHeadMode
 2. Greedy generation of 200 new tokens from a 10-token prompt: `generate_text_simple` (the book's loop, no cache),
    `generate_text_simple_cached` (KV cache) for both of our models, and `GPT2LMHeadModel.generate(use_cache=True)`:
    median of `--gen-repeats` runs.
+3. The memory-bandwidth limit of batch-1 generation: a cached step reads every weight once (all but the embedding
+   tables, of which it reads one row), so tokens/s can be at most (read bandwidth) / (weight bytes). The read
+   bandwidth is measured here, as the median speed of summing a 1 GiB tensor; each cached generator's share of the
+   limit is printed.
 
     python benchmarks/model.py [--device cpu|cuda] [--steps 5] [--gen-repeats 5] [--new-tokens 200]
 """
@@ -50,6 +54,20 @@ def train_step(model, inputs, targets, logits_of):
     loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten())
     loss.backward()
     return loss.item()
+
+
+def read_bandwidth(device, gib:float=1.0, repeats:int=7) -> float:
+    "Bytes per second that `device` reads, summing a `gib`-GiB float32 tensor (median of `repeats`, after a warm-up)."
+    x = torch.ones(int(gib * 2**30) // 4, device=device)
+    x.sum()
+    seconds = statistics.median(timed(lambda: x.sum(), device)[0] for _ in range(repeats))
+    return x.numel() * 4 / seconds
+
+
+def weight_bytes_per_token(model) -> int:
+    "Bytes of the weights one cached generation step reads: every parameter but the embedding tables (one row of each)."
+    embeddings = {id(m.weight) for m in model.modules() if isinstance(m, torch.nn.Embedding)}
+    return sum(p.numel() * p.element_size() for p in model.parameters() if id(p) not in embeddings)
 
 
 def main(args):
@@ -116,6 +134,15 @@ def main(args):
         m = statistics.median(ts)
         nocache = statistics.median(gtimes[name.replace("_cached", " (no cache)")]) if name.endswith("_cached") else m
         print(f"{name:<42} {m:>7.2f} {n / m:>9.1f} {nocache / m:>23.2f}x {hf / m:>15.2f}x")
+
+    # 3. the bandwidth limit
+    bandwidth, weights = read_bandwidth(device), weight_bytes_per_token(book)
+    limit = bandwidth / weights
+    print(f"\nRead bandwidth {bandwidth / 1e9:.1f} GB/s (summing 1 GiB); {weights / 1e6:.0f} MB of weights read per token: "
+          f"at most {limit:.1f} tokens/s")
+    for name in ("book, generate_text_simple_cached", "llmfs, generate_text_simple_cached", "transformers generate(use_cache=True)"):
+        speed = n / statistics.median(gtimes[name])
+        print(f"{name:<42} {speed:>7.1f} tokens/s = {speed / limit:>4.0%} of the limit")
 
 
 if __name__ == "__main__":
