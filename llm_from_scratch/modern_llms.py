@@ -6,15 +6,21 @@ Docs: https://llm-from-scratch.github.io/llm-from-scratch/modern_llms.html.md"""
 
 # %% auto #0
 __all__ = ['ACTIVATIONS', 'DECODER_DEFAULTS', 'LLAMA32_CONFIG_1B', 'LLAMA32_CONFIG_3B', 'QWEN_CONFIG_06_B',
-           'QWEN3_CONFIG_30B_A3B', 'GEMMA3_CONFIG_270M', 'HF_MODEL_TYPES', 'HUB_FILES', 'TINY_HF_CONFIGS', 'LLAMA3_PAT',
-           'QWEN3_ADDED', 'GEMMA3_ADDED', 'RMSNorm', 'SiLU', 'GatedFeedForward', 'llama3_scale_frequencies',
+           'QWEN3_CONFIG_30B_A3B', 'GEMMA3_CONFIG_270M', 'OLMO3_CONFIG_7B', 'TINY_AYA_CONFIG_3B', 'GEMMA4_CONFIG_E2B',
+           'QWEN3_5_CONFIG_08B', 'DEEPSEEK_V3_CONFIG', 'HF_MODEL_TYPES', 'HUB_FILES', 'TINY_HF_CONFIGS', 'LLAMA3_PAT',
+           'QWEN3_ADDED', 'GEMMA3_ADDED', 'OLMO3_ADDED', 'COHERE2_ADDED', 'GEMMA4_ADDED', 'DEEPSEEK_V3_ADDED',
+           'RMSNorm', 'BiasFreeLayerNorm', 'make_norm', 'SiLU', 'GatedFeedForward', 'llama3_scale_frequencies',
            'compute_rope_params', 'apply_rope', 'GroupedQueryAttention', 'extend_cache', 'attention_mask',
-           'MoEFeedForward', 'DecoderBlock', 'check_decoder_config', 'DecoderModel', 'Llama3Model', 'Qwen3Model',
-           'Gemma3Model', 'config_from_hf', 'hf_weight_names', 'load_hf_weights', 'hub_tensors', 'download_hub_model',
-           'model_folder', 'load_pretrained', 'save_tiny_hub_model', 'read_tiktoken_bpe', 'Ctl', 'ChatTokenizer',
-           'llama3_special_tokens', 'Llama3Tokenizer', 'HFTokenizer', 'split_thinking', 'strip_thinking',
-           'Qwen3Tokenizer', 'Gemma3Tokenizer', 'load_tokenizer', 'make_tiny_llama3_tokenizer',
-           'make_tiny_qwen3_tokenizer', 'make_tiny_gemma3_tokenizer', 'stream_reply', 'save_tiny_chat_model']
+           'MultiHeadLatentAttention', 'MoEFeedForward', 'DeepSeekMoE', 'gated_delta_rule', 'GatedDeltaNet',
+           'DecoderBlock', 'check_decoder_config', 'DecoderModel', 'Llama3Model', 'Qwen3Model', 'Gemma3Model',
+           'Olmo3Model', 'Gemma4Model', 'Qwen35Model', 'DeepSeekV3Model', 'Cohere2Model', 'config_from_hf',
+           'hf_weight_names', 'load_hf_weights', 'hub_tensors', 'download_hub_model', 'model_folder', 'load_pretrained',
+           'save_tiny_hub_model', 'read_tiktoken_bpe', 'Ctl', 'ChatTokenizer', 'llama3_special_tokens',
+           'Llama3Tokenizer', 'HFTokenizer', 'split_thinking', 'strip_thinking', 'Qwen3Tokenizer', 'Gemma3Tokenizer',
+           'Gemma4Tokenizer', 'Qwen35Tokenizer', 'DeepSeekV3Tokenizer', 'Olmo3Tokenizer', 'Cohere2Tokenizer',
+           'load_tokenizer', 'make_tiny_llama3_tokenizer', 'make_tiny_qwen3_tokenizer', 'make_tiny_gemma3_tokenizer',
+           'make_tiny_deepseek_v3_tokenizer', 'make_tiny_olmo3_tokenizer', 'make_tiny_cohere2_tokenizer',
+           'stream_reply', 'save_tiny_chat_model']
 
 # %% ../nbs/10_modern_llms.ipynb #4e1b884f
 import base64
@@ -54,6 +60,22 @@ class RMSNorm(nn.Module):
         if self.unit_offset: return (x_norm * (1.0 + self.scale.float())).to(x.dtype)
         return self.scale * x_norm.to(x.dtype)
 
+class BiasFreeLayerNorm(nn.Module):
+    "GPT's LayerNorm, `(x - mean) / sqrt(var + eps) * scale` in float32, without the shift: Cohere's norm."
+    def __init__(self, emb_dim:int, eps:float=1e-5, dtype:torch.dtype|None=None):
+        super().__init__()
+        self.eps, self.scale = eps, nn.Parameter(torch.ones(emb_dim, dtype=dtype))
+
+    def forward(self, x:torch.Tensor) -> torch.Tensor:
+        x32 = x.float()
+        centered = x32 - x32.mean(dim=-1, keepdim=True)
+        return (self.scale.float() * centered * torch.rsqrt(centered.pow(2).mean(dim=-1, keepdim=True) + self.eps)).to(x.dtype)
+
+def make_norm(cfg:dict, dim:int|None=None) -> nn.Module:
+    "The normalization `cfg` asks for (`RMSNorm` or `BiasFreeLayerNorm`), over `dim` (default emb_dim) features."
+    if cfg.get("norm", "rmsnorm") == "layernorm": return BiasFreeLayerNorm(dim or cfg["emb_dim"], cfg["norm_eps"], cfg["dtype"])
+    return RMSNorm(dim or cfg["emb_dim"], cfg["norm_eps"], cfg["norm_unit_offset"], cfg["dtype"])
+
 # %% ../nbs/10_modern_llms.ipynb #fa1162a1
 class SiLU(nn.Module):
     "The SiLU (swish) activation, `x * sigmoid(x)`."
@@ -87,11 +109,14 @@ def llama3_scale_frequencies(inv_freq:torch.Tensor, factor:float, low_freq_facto
 
 def compute_rope_params(head_dim:int, theta_base:float=10_000, context_length:int=4096,
                         freq_config:dict|None=None, # Llama 3's scaling: factor, low/high_freq_factor, original_context_length
-                        dtype:torch.dtype=torch.float32) -> tuple[torch.Tensor, torch.Tensor]: # cos, sin: (context_length, head_dim)
+                        dtype:torch.dtype=torch.float32,
+                        rotary_fraction:float=1.0, # Gemma 4's "proportional" RoPE: only the fastest pairs turn, the rest keep angle 0
+                       ) -> tuple[torch.Tensor, torch.Tensor]: # cos, sin: (context_length, head_dim)
     "The cosines and sines of RoPE's angles `position * theta_base**(-2i/head_dim)` for every position."
     if head_dim % 2: raise ValueError(f"head_dim must be even, not {head_dim}")
     inv_freq = 1.0 / theta_base ** (torch.arange(0, head_dim, 2, dtype=dtype).float() / head_dim)  # (head_dim / 2,)
     if freq_config is not None: inv_freq = llama3_scale_frequencies(inv_freq, **freq_config)
+    if rotary_fraction < 1: inv_freq[int(rotary_fraction * head_dim // 2):] = 0.0
     angles = torch.arange(context_length, dtype=dtype)[:, None] * inv_freq[None, :]  # (context_length, head_dim / 2)
     angles = torch.cat([angles, angles], dim=1)  # (context_length, head_dim): pair i uses columns i and i + head_dim / 2
     return torch.cos(angles), torch.sin(angles)
@@ -99,11 +124,17 @@ def compute_rope_params(head_dim:int, theta_base:float=10_000, context_length:in
 def apply_rope(x:torch.Tensor, # (b, num_heads, num_tokens, head_dim)
                cos:torch.Tensor, sin:torch.Tensor, # (context_length, head_dim), or (b, num_tokens, head_dim) per sequence
                offset:int=0, # position of x's first token (with 2-D cos and sin)
+               interleaved:bool=False, # Cohere's pairs (x_2i, x_2i+1) instead of (x_i, x_{i + head_dim/2})
               ) -> torch.Tensor:
     "Rotate each pair `(x_i, x_{i + head_dim/2})` of every query or key by its position's angle."
     num_tokens, head_dim = x.shape[2], x.shape[3]
+    if (rd := cos.shape[-1]) < head_dim:   # Qwen3.5's partial RoPE: the first rd entries turn, the others pass
+        return torch.cat((apply_rope(x[..., :rd], cos, sin, offset, interleaved), x[..., rd:]), dim=-1)
     if cos.dim() == 2: cos, sin = cos[offset:offset + num_tokens][None, None], sin[offset:offset + num_tokens][None, None]
     else: cos, sin = cos[:, None], sin[:, None]  # (b, 1, num_tokens, head_dim)
+    if interleaved:   # the same angles, each applied to two neighbouring entries
+        cos, sin, x1, x2 = cos[..., :head_dim // 2], sin[..., :head_dim // 2], x[..., 0::2], x[..., 1::2]
+        return torch.stack((x1 * cos - x2 * sin, x2 * cos + x1 * sin), dim=-1).flatten(-2).to(x.dtype)  # (b, heads, n, head_dim)
     x1, x2 = x[..., :head_dim // 2], x[..., head_dim // 2:]
     rotated = torch.cat((-x2, x1), dim=-1)
     return (x * cos + rotated * sin).to(x.dtype)
@@ -117,6 +148,11 @@ class GroupedQueryAttention(nn.Module):
                  query_pre_attn_scalar:float|None=None, # scores are scaled by its inverse square root (default: head_dim)
                  dtype:torch.dtype|None=None,
                  kv_first:bool=False, # create W_key and W_value before W_query, as the book's Llama 3 does: the same seed, the same weights
+                 qk_norm_whole:bool=False, # OLMo 3: the QK-norm over all heads' queries (keys) at once, not per head
+                 rope_interleaved:bool=False, # Cohere's RoPE pairs, see `apply_rope`
+                 v_norm:bool=False, # Gemma 4: values RMS-normalized too (no weight)
+                 shares_kv:bool=False, # Gemma 4: no keys and values of its own; it reuses an earlier layer's
+                 output_gate:bool=False, # Qwen3.5: W_query also gives a gate per head, `sigmoid(gate) * context`
                 ):
         super().__init__()
         if num_heads % num_kv_groups: raise ValueError(f"num_heads = {num_heads} is not divisible by num_kv_groups = {num_kv_groups}")
@@ -125,33 +161,56 @@ class GroupedQueryAttention(nn.Module):
         self.d_out = num_heads * self.head_dim
         # the order of creation decides which random numbers each weight draws: the book's Llama 3 makes keys and values first,
         # its Qwen3 and Gemma 3 queries first, and each order is kept so that a seeded model here equals the book's
-        query = lambda: nn.Linear(d_in, self.d_out, bias=False, dtype=dtype)
+        self.output_gate = output_gate
+        query = lambda: nn.Linear(d_in, self.d_out * (2 if output_gate else 1), bias=False, dtype=dtype)
         if not kv_first: self.W_query = query()
-        self.W_key = nn.Linear(d_in, num_kv_groups * self.head_dim, bias=False, dtype=dtype)
-        self.W_value = nn.Linear(d_in, num_kv_groups * self.head_dim, bias=False, dtype=dtype)
+        self.W_key = None if shares_kv else nn.Linear(d_in, num_kv_groups * self.head_dim, bias=False, dtype=dtype)
+        self.W_value = None if shares_kv else nn.Linear(d_in, num_kv_groups * self.head_dim, bias=False, dtype=dtype)
         if kv_first: self.W_query = query()
         self.out_proj = nn.Linear(self.d_out, d_in, bias=False, dtype=dtype)
-        norm = partial(RMSNorm, self.head_dim, eps=norm_eps, unit_offset=unit_offset, dtype=dtype)
-        self.q_norm, self.k_norm = (norm(), norm()) if qk_norm else (None, None)
+        norm = partial(RMSNorm, eps=norm_eps, unit_offset=unit_offset, dtype=dtype)
+        q_dim, k_dim = (self.d_out, num_kv_groups * self.head_dim) if qk_norm_whole else (self.head_dim, self.head_dim)
+        self.q_norm, self.k_norm = (norm(q_dim), None if shares_kv else norm(k_dim)) if qk_norm else (None, None)
+        self.qk_norm_whole, self.rope_interleaved, self.v_norm_eps = qk_norm_whole, rope_interleaved, norm_eps if v_norm else None
         self.scaling = (query_pre_attn_scalar or self.head_dim) ** -0.5
 
     def forward(self, x:torch.Tensor, # (b, num_tokens, d_in)
                 mask:torch.Tensor|None, # may-attend booleans (num_tokens, num_keys) or (b, 1, ...); None: plain causal
-                cos:torch.Tensor, sin:torch.Tensor, # the angles of x's positions: (num_tokens, head_dim) or (b, num_tokens, head_dim)
+                cos:torch.Tensor|None, sin:torch.Tensor|None, # the angles of x's positions: (num_tokens, head_dim) or (b, num_tokens, head_dim); None: no RoPE
                 cache:KVCache|None=None, layer:int=0, # a cache to read and extend, and this layer's slot in it
+                shared:tuple|None=None, # all (keys, values) so far, already computed (by this layer or, if it `shares_kv`, an earlier one)
                ) -> torch.Tensor: # (b, num_tokens, d_in)
         b, num_tokens, _ = x.shape
-        queries = self.W_query(x).view(b, num_tokens, self.num_heads, self.head_dim).transpose(1, 2)  # (b, num_heads, num_tokens, head_dim)
-        keys = self.W_key(x).view(b, num_tokens, self.num_kv_groups, self.head_dim).transpose(1, 2)   # (b, num_kv_groups, num_tokens, head_dim)
-        values = self.W_value(x).view(b, num_tokens, self.num_kv_groups, self.head_dim).transpose(1, 2)
-        if self.q_norm is not None: queries, keys = self.q_norm(queries), self.k_norm(keys)
-        queries, keys = apply_rope(queries, cos, sin), apply_rope(keys, cos, sin)
-        if cache is not None: keys, values = extend_cache(cache, layer, keys, values)  # every token so far
+        queries, gate = self.W_query(x), None
+        if self.output_gate:   # each head's rows: head_dim of query, then head_dim of gate
+            queries, gate = queries.view(b, num_tokens, self.num_heads, 2 * self.head_dim).chunk(2, dim=-1)
+            queries, gate = queries.reshape(b, num_tokens, self.d_out), gate.reshape(b, num_tokens, self.d_out)
+        if self.qk_norm_whole: queries = self.q_norm(queries)
+        queries = queries.view(b, num_tokens, self.num_heads, self.head_dim).transpose(1, 2)  # (b, num_heads, num_tokens, head_dim)
+        if self.q_norm is not None and not self.qk_norm_whole: queries = self.q_norm(queries)
+        if cos is not None: queries = apply_rope(queries, cos, sin, interleaved=self.rope_interleaved)
+        keys, values = shared if shared is not None else self.keys_values(x, cos, sin, cache, layer)
         keys = keys.repeat_interleave(self.group_size, dim=1)      # (b, num_heads, num_keys, head_dim)
         values = values.repeat_interleave(self.group_size, dim=1)
         causal = mask is None and num_tokens > 1 and (cache is None or cache.pos == 0)
         context = F.scaled_dot_product_attention(queries, keys, values, attn_mask=mask, is_causal=causal, scale=self.scaling)
-        return self.out_proj(context.transpose(1, 2).reshape(b, num_tokens, self.d_out))  # (b, num_tokens, d_in)
+        context = context.transpose(1, 2).reshape(b, num_tokens, self.d_out)  # (b, num_tokens, d_out)
+        return self.out_proj(context if gate is None else context * torch.sigmoid(gate))  # (b, num_tokens, d_in)
+
+    def keys_values(self, x, cos, sin, cache, layer) -> tuple[torch.Tensor, torch.Tensor]: # (b, num_kv_groups, num_keys, head_dim), twice
+        "The keys and values of `x`, normalized and rotated as the queries, after those in `cache`."
+        b, num_tokens, _ = x.shape
+        keys = self.W_key(x)
+        if self.qk_norm_whole: keys = self.k_norm(keys)
+        keys = keys.view(b, num_tokens, self.num_kv_groups, self.head_dim).transpose(1, 2)   # (b, num_kv_groups, num_tokens, head_dim)
+        values = self.W_value(x).view(b, num_tokens, self.num_kv_groups, self.head_dim).transpose(1, 2)
+        if self.k_norm is not None and not self.qk_norm_whole: keys = self.k_norm(keys)
+        if self.v_norm_eps is not None:
+            values = (values.float() * torch.rsqrt(values.float().pow(2).mean(-1, keepdim=True) + self.v_norm_eps)).to(values.dtype)
+        if cos is not None:   # None: no positional encoding at all in this layer (Cohere 2's global layers, "NoPE")
+            keys = apply_rope(keys, cos, sin, interleaved=self.rope_interleaved)
+        if cache is not None: keys, values = extend_cache(cache, layer, keys, values)  # every token so far
+        return keys, values
 
 # %% ../nbs/10_modern_llms.ipynb #eea8c5fe
 def extend_cache(cache:KVCache, layer:int, keys:torch.Tensor, values:torch.Tensor, # (b, num_kv_groups, num_new, head_dim)
@@ -178,6 +237,43 @@ def attention_mask(start:int, end:int, # the positions of this step's queries; k
     if sliding_window is not None: allowed = allowed & (q - k < sliding_window)
     if pad is not None: allowed = (allowed & (k >= pad[:, None, None])) | (k == q)  # (b, num_queries, num_keys)
     return allowed if pad is None else allowed[:, None]
+
+# %% ../nbs/10_modern_llms.ipynb #79f528ac
+class MultiHeadLatentAttention(nn.Module):
+    "DeepSeek's MLA: keys and values decompressed from a cached latent per token, plus a small RoPE part with one key for all heads."
+    def __init__(self, cfg:dict):
+        super().__init__()
+        m, d, dtype = cfg["mla"], cfg["emb_dim"], cfg["dtype"]   # mla: q_lora_rank, kv_lora_rank, qk_nope_dim, qk_rope_dim, v_head_dim
+        self.num_heads, self.nope, self.rope, self.v_dim, self.kv_rank = cfg["n_heads"], m["qk_nope_dim"], m["qk_rope_dim"], m["v_head_dim"], m["kv_lora_rank"]
+        qk_dim, linear = self.nope + self.rope, partial(nn.Linear, bias=False, dtype=dtype)
+        if m["q_lora_rank"]:   # queries through a bottleneck too
+            self.W_query_a, self.q_a_norm = linear(d, m["q_lora_rank"]), RMSNorm(m["q_lora_rank"], cfg["norm_eps"], dtype=dtype)
+            self.W_query_b = linear(m["q_lora_rank"], self.num_heads * qk_dim)
+        else: self.W_query = linear(d, self.num_heads * qk_dim)
+        self.W_kv_a = linear(d, self.kv_rank + self.rope)   # the latent, and the rope key shared by all heads
+        self.kv_a_norm = RMSNorm(self.kv_rank, cfg["norm_eps"], dtype=dtype)
+        self.W_kv_b = linear(self.kv_rank, self.num_heads * (self.nope + self.v_dim))   # latent -> every head's nope key and value
+        self.out_proj = linear(self.num_heads * self.v_dim, d)
+        self.scaling, self.interleaved = qk_dim ** -0.5, cfg["rope_interleaved"]
+
+    def forward(self, x:torch.Tensor, mask:torch.Tensor|None, cos:torch.Tensor, sin:torch.Tensor, # cos, sin: qk_rope_dim wide
+                cache:KVCache|None=None, layer:int=0, # this layer's slot holds the latents and the rope keys
+                shared=None) -> torch.Tensor: # (b, num_tokens, emb_dim)
+        b, n, _ = x.shape
+        q = self.W_query_b(self.q_a_norm(self.W_query_a(x))) if hasattr(self, "W_query_a") else self.W_query(x)
+        q_nope, q_rope = q.view(b, n, self.num_heads, -1).transpose(1, 2).split([self.nope, self.rope], dim=-1)  # (b, heads, n, ...)
+        latent, k_rope = self.W_kv_a(x).split([self.kv_rank, self.rope], dim=-1)
+        latent, k_rope = self.kv_a_norm(latent)[:, None], k_rope[:, None]   # (b, 1, n, kv_rank), (b, 1, n, qk_rope_dim)
+        q_rope, k_rope = apply_rope(q_rope, cos, sin, interleaved=self.interleaved), apply_rope(k_rope, cos, sin, interleaved=self.interleaved)
+        if cache is not None: latent, k_rope = extend_cache(cache, layer, latent, k_rope)   # only these are cached
+        num_keys = latent.shape[2]
+        kv = self.W_kv_b(latent[:, 0]).view(b, num_keys, self.num_heads, -1).transpose(1, 2)   # (b, heads, num_keys, nope + v_dim)
+        k_nope, values = kv.split([self.nope, self.v_dim], dim=-1)
+        keys = torch.cat((k_nope, k_rope.expand(-1, self.num_heads, -1, -1)), dim=-1)   # (b, heads, num_keys, qk_dim)
+        causal = mask is None and n > 1 and (cache is None or cache.pos == 0)
+        context = F.scaled_dot_product_attention(torch.cat((q_nope, q_rope), dim=-1), keys, values, attn_mask=mask,
+                                                 is_causal=causal, scale=self.scaling)   # (b, heads, n, v_dim)
+        return self.out_proj(context.transpose(1, 2).reshape(b, n, self.num_heads * self.v_dim))
 
 # %% ../nbs/10_modern_llms.ipynb #ba4c85ec
 class MoEFeedForward(nn.Module):
@@ -206,29 +302,140 @@ class MoEFeedForward(nn.Module):
             out.index_add_(0, token, self.experts[e](x[token]) * weights[token, slot, None])
         return out.view(shape)
 
+# %% ../nbs/10_modern_llms.ipynb #5b05a2b1
+class DeepSeekMoE(MoEFeedForward):
+    "DeepSeek V3's experts: sigmoid scores, the best groups first, a routed scaling factor, and a shared expert for every token."
+    def __init__(self, cfg:dict):
+        super().__init__(cfg)
+        d = cfg["deepseek_moe"]   # n_group, topk_group, routed_scaling_factor, n_shared_experts
+        self.n_group, self.topk_group, self.routed_scaling = d["n_group"], d["topk_group"], d["routed_scaling_factor"]
+        self.register_buffer("score_bias", torch.zeros(cfg["num_experts"]))   # the load-balancing bias: chooses, never weighs
+        self.shared = GatedFeedForward(cfg["emb_dim"], cfg["moe_intermediate_size"] * d["n_shared_experts"], cfg["activation"], cfg["dtype"])
+
+    def route(self, x:torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]: # (tokens, k) weights and expert indices
+        "Each token's experts, from its best `topk_group` groups, and their weights."
+        scores = torch.sigmoid(F.linear(x.float(), self.gate.weight.float()))   # (tokens, num_experts)
+        biased = scores + self.score_bias
+        groups = biased.view(len(x), self.n_group, -1).topk(2, dim=-1)[0].sum(-1)   # (tokens, n_group): each group's two best
+        best = torch.zeros_like(groups).scatter_(1, groups.topk(self.topk_group, dim=-1)[1], 1.0).bool()
+        allowed = best.repeat_interleave(biased.shape[1] // self.n_group, dim=1)   # (tokens, num_experts)
+        chosen = biased.masked_fill(~allowed, float("-inf")).topk(self.num_experts_per_tok, dim=-1)[1]
+        weights = scores.gather(1, chosen)
+        if self.norm_topk_prob: weights = weights / (weights.sum(dim=-1, keepdim=True) + 1e-20)
+        return (weights * self.routed_scaling).to(x.dtype), chosen
+
+    def forward(self, x:torch.Tensor) -> torch.Tensor: return super().forward(x) + self.shared(x)
+
+# %% ../nbs/10_modern_llms.ipynb #348aba04
+def gated_delta_rule(q:torch.Tensor, k:torch.Tensor, # (b, heads, num_tokens, key_dim), L2-normalized
+                     v:torch.Tensor, # (b, heads, num_tokens, value_dim)
+                     g:torch.Tensor, beta:torch.Tensor, # (b, heads, num_tokens): log of the decay, and the step size
+                     state:torch.Tensor|None=None, # (b, heads, key_dim, value_dim): the memory so far (None: zeros)
+                    ) -> tuple[torch.Tensor, torch.Tensor]: # (b, heads, num_tokens, value_dim) outputs, the new state
+    "The Gated DeltaNet recurrence, one token at a time, in float32: `S = exp(g) S; S += beta k (v - k S); o = q S`."
+    q, k, v, g, beta = (t.float() for t in (q, k, v, g, beta))
+    if state is None: state = q.new_zeros(q.shape[0], q.shape[1], q.shape[3], v.shape[3])
+    q = q / q.shape[-1] ** 0.5
+    out = []
+    for t in range(q.shape[2]):
+        state = state * g[:, :, t, None, None].exp()
+        error = v[:, :, t] - (k[:, :, t, :, None] * state).sum(-2)   # (b, heads, value_dim): v minus the memory's guess
+        state = state + k[:, :, t, :, None] * (beta[:, :, t, None] * error)[:, :, None, :]
+        out.append((q[:, :, t, :, None] * state).sum(-2))
+    return torch.stack(out, dim=2), state
+
+# %% ../nbs/10_modern_llms.ipynb #3ab9eb7e
+class GatedDeltaNet(nn.Module):
+    "Qwen3.5's linear attention: a short causal convolution, then the gated delta rule per head, a gated RMSNorm, out_proj."
+    def __init__(self, cfg:dict):
+        super().__init__()
+        c = cfg["linear_attn"]   # num_key_heads, num_value_heads, key_dim, value_dim, conv_kernel
+        self.hk, self.hv, self.dk, self.dv, self.kernel = c["num_key_heads"], c["num_value_heads"], c["key_dim"], c["value_dim"], c["conv_kernel"]
+        conv_dim, dtype = 2 * self.hk * self.dk + self.hv * self.dv, cfg["dtype"]
+        self.in_proj_qkv = nn.Linear(cfg["emb_dim"], conv_dim, bias=False, dtype=dtype)
+        self.in_proj_z = nn.Linear(cfg["emb_dim"], self.hv * self.dv, bias=False, dtype=dtype)   # the output gate
+        self.in_proj_b = nn.Linear(cfg["emb_dim"], self.hv, bias=False, dtype=dtype)   # beta, the step size
+        self.in_proj_a = nn.Linear(cfg["emb_dim"], self.hv, bias=False, dtype=dtype)   # the decay's input
+        self.conv1d = nn.Conv1d(conv_dim, conv_dim, self.kernel, groups=conv_dim, bias=False, dtype=dtype)  # each channel its own
+        self.dt_bias, self.A_log = nn.Parameter(torch.ones(self.hv, dtype=dtype)), nn.Parameter(torch.zeros(self.hv, dtype=dtype))
+        self.norm = RMSNorm(self.dv, cfg["norm_eps"], dtype=dtype)
+        self.out_proj = nn.Linear(self.hv * self.dv, cfg["emb_dim"], bias=False, dtype=dtype)
+
+    def forward(self, x:torch.Tensor, # (b, num_tokens, emb_dim)
+                keep:torch.Tensor|None, # (b, num_tokens) False at left padding, or None
+                cos=None, sin=None, # unused: no positions, the recurrence is ordered
+                cache:KVCache|None=None, layer:int=0, # this layer's slot holds (conv inputs, state), not keys and values
+                shared=None) -> torch.Tensor: # (b, num_tokens, emb_dim)
+        b, n, _ = x.shape
+        if keep is not None: x = x * keep[..., None].to(x.dtype)   # padding writes nothing into the memory
+        past, state = (None, None) if cache is None else (cache.keys[layer], cache.values[layer])
+        mixed = self.in_proj_qkv(x).transpose(1, 2)   # (b, conv_dim, num_tokens)
+        if past is None: past = mixed.new_zeros(b, mixed.shape[1], self.kernel - 1)
+        mixed = torch.cat((past, mixed), dim=2)   # the last kernel - 1 inputs first: a causal convolution
+        if cache is not None: cache.keys[layer] = mixed[:, :, -(self.kernel - 1):]
+        mixed = F.silu(self.conv1d(mixed)).transpose(1, 2)   # (b, num_tokens, conv_dim)
+        q, k, v = mixed.split([self.hk * self.dk, self.hk * self.dk, self.hv * self.dv], dim=-1)
+        heads = lambda t, h, d: t.reshape(b, n, h, d).transpose(1, 2)   # (b, h, num_tokens, d)
+        q, k, v = heads(q, self.hk, self.dk), heads(k, self.hk, self.dk), heads(v, self.hv, self.dv)
+        l2norm = lambda t: t.float() * torch.rsqrt(t.float().pow(2).sum(-1, keepdim=True) + 1e-6)
+        q, k = (l2norm(t).repeat_interleave(self.hv // self.hk, dim=1) for t in (q, k))   # (b, hv, num_tokens, dk)
+        beta = torch.sigmoid(self.in_proj_b(x)).transpose(1, 2)   # (b, hv, num_tokens)
+        g = (-self.A_log.float().exp() * F.softplus(self.in_proj_a(x).float() + self.dt_bias.float())).transpose(1, 2)
+        out, state = gated_delta_rule(q, k, v, g, beta, state)
+        if cache is not None: cache.values[layer] = state
+        out = out.transpose(1, 2).to(x.dtype)   # (b, num_tokens, hv, dv)
+        z = self.in_proj_z(x).view(b, n, self.hv, self.dv)
+        out = (self.norm(out).float() * F.silu(z.float())).to(x.dtype)   # the gated RMSNorm
+        return self.out_proj(out.reshape(b, n, self.hv * self.dv))
+
 # %% ../nbs/10_modern_llms.ipynb #f8161f45
 class DecoderBlock(nn.Module):
     "A pre-norm transformer block, `x + att(norm1(x))` then `x + ff(norm2(x))`; Gemma also normalizes each sublayer's output."
-    def __init__(self, cfg:dict, layer_type:str="full_attention"): # or "sliding_attention"
+    def __init__(self, cfg:dict, layer_type:str="full_attention", # or "sliding_attention"
+                 shares_kv:bool=False, # Gemma 4: reuse an earlier layer's keys and values
+                 dense:bool=False): # DeepSeek V3's first layers: a plain feed-forward where the others have experts
         super().__init__()
-        self.layer_type = layer_type
-        self.att = GroupedQueryAttention(cfg["emb_dim"], cfg["n_heads"], cfg["n_kv_groups"], cfg["head_dim"], cfg["qk_norm"],
-                                         cfg["norm_eps"], cfg["norm_unit_offset"], cfg["query_pre_attn_scalar"], cfg["dtype"],
-                                         cfg["kv_first"])
-        self.ff = (MoEFeedForward(cfg) if cfg.get("num_experts") else
-                   GatedFeedForward(cfg["emb_dim"], cfg["hidden_dim"], cfg["activation"], cfg["dtype"]))
-        norm = partial(RMSNorm, cfg["emb_dim"], cfg["norm_eps"], cfg["norm_unit_offset"], cfg["dtype"])
-        self.norm1, self.norm2 = norm(), norm()
+        self.layer_type, self.parallel = layer_type, cfg["parallel_block"]
+        glob = layer_type == "full_attention" and cfg["global_head_dim"]   # Gemma 4's global layers: wider heads
+        self.att = (GatedDeltaNet(cfg) if layer_type == "linear_attention" else   # Qwen3.5
+                    MultiHeadLatentAttention(cfg) if cfg["mla"] else   # DeepSeek V3
+                    GroupedQueryAttention(cfg["emb_dim"], cfg["n_heads"], cfg["n_kv_groups"], cfg["global_head_dim"] if glob else cfg["head_dim"],
+                                          cfg["qk_norm"], cfg["norm_eps"], cfg["norm_unit_offset"], cfg["query_pre_attn_scalar"], cfg["dtype"],
+                                          cfg["kv_first"], cfg["qk_norm_whole"], cfg["rope_interleaved"], cfg["v_norm"], shares_kv,
+                                          cfg["attention_output_gate"]))
+        hidden_dim = cfg["hidden_dim"] * (2 if shares_kv and cfg["double_wide_shared_ff"] else 1)
+        self.ff = ((DeepSeekMoE if cfg["deepseek_moe"] else MoEFeedForward)(cfg) if cfg.get("num_experts") and not dense else
+                   GatedFeedForward(cfg["emb_dim"], hidden_dim, cfg["activation"], cfg["dtype"]))
+        norm = partial(make_norm, cfg)
+        self.norm1, self.norm2 = (norm(), None if self.parallel else norm()) if cfg["pre_norms"] else (None, None)
         self.post_att_norm, self.post_ff_norm = (norm(), norm()) if cfg["sandwich_norms"] else (None, None)
+        if cfg["per_layer_dim"]:   # Gemma 4: a gated branch that adds this layer's slice of the per-layer embeddings
+            self.ple_gate = nn.Linear(cfg["emb_dim"], cfg["per_layer_dim"], bias=False, dtype=cfg["dtype"])
+            self.ple_proj = nn.Linear(cfg["per_layer_dim"], cfg["emb_dim"], bias=False, dtype=cfg["dtype"])
+            self.ple_norm, self.ple_act = norm(), ACTIVATIONS[cfg["activation"]]
+        if cfg["layer_scalar"]: self.register_buffer("layer_scalar", torch.ones(1, dtype=cfg["dtype"]))  # Gemma 4: a fixed factor per block
 
-    def forward(self, x:torch.Tensor, mask:torch.Tensor|None, cos:torch.Tensor, sin:torch.Tensor,
-                cache:KVCache|None=None, layer:int=0) -> torch.Tensor:
-        h = self.att(self.norm1(x), mask, cos, sin, cache, layer)
+    def forward(self, x:torch.Tensor, mask:torch.Tensor|None, cos:torch.Tensor|None, sin:torch.Tensor|None,
+                cache:KVCache|None=None, layer:int=0,
+                shared:dict|None=None, # Gemma 4: the keys and values of each kind of layer, for the layers that share them
+                per_layer:torch.Tensor|None=None, # Gemma 4: (b, num_tokens, per_layer_dim), this layer's per-layer input
+               ) -> torch.Tensor:
+        if self.parallel:   # Cohere: attention and feed-forward read the same normalized x, and both are added at once
+            h = self.norm1(x)
+            return x + self.att(h, mask, cos, sin, cache, layer) + self.ff(h)
+        h = x if self.norm1 is None else self.norm1(x)
+        kv = None
+        if shared is not None:   # the last layer of each kind with keys of its own publishes them
+            if self.att.W_key is not None: shared[self.layer_type] = self.att.keys_values(h, cos, sin, cache, layer)
+            kv = shared[self.layer_type]
+        h = self.att(h, mask, cos, sin, cache, layer, kv)
         if self.post_att_norm is not None: h = self.post_att_norm(h)
         x = x + h
-        h = self.ff(self.norm2(x))
+        h = self.ff(x if self.norm2 is None else self.norm2(x))
         if self.post_ff_norm is not None: h = self.post_ff_norm(h)
-        return x + h
+        x = x + h
+        if per_layer is not None: x = x + self.ple_norm(self.ple_proj(self.ple_act(self.ple_gate(x)) * per_layer))
+        return x * self.layer_scalar if hasattr(self, "layer_scalar") else x
 
 # %% ../nbs/10_modern_llms.ipynb #bcd484f7
 DECODER_DEFAULTS = {  # what a config may leave out
@@ -246,6 +453,27 @@ DECODER_DEFAULTS = {  # what a config may leave out
     "query_pre_attn_scalar": None,  # attention scores scaled by its inverse square root (default: head_dim)
     "dtype": None,                # the weights' dtype (None: PyTorch's default, float32)
     "kv_first": False,            # attention creates W_key, W_value, then W_query (the book's Llama 3 order; seeds only)
+    "pre_norms": True,            # a norm before each sublayer (OLMo 3 has none: its norms come after)
+    "qk_norm_whole": False,       # OLMo 3's QK-norm, over all heads' queries (keys) together
+    "norm": "rmsnorm",            # or "layernorm": Cohere's LayerNorm without bias
+    "parallel_block": False,      # Cohere: x + att(norm(x)) + ff(norm(x)), one norm per block
+    "rope_interleaved": False,    # Cohere's RoPE pairs neighbours (x_2i, x_2i+1)
+    "nope_full_attention": False,  # Cohere 2: global layers get no positional encoding at all
+    "logit_scale": None,          # Cohere multiplies the logits by it
+    "global_head_dim": None,      # Gemma 4: the head_dim of the global layers (default: head_dim)
+    "rope_fraction": 1.0,         # Gemma 4: the share of the global layers' RoPE pairs that rotate ("proportional" RoPE)
+    "v_norm": False,              # Gemma 4: RMS-normalize the values too
+    "kv_shared_layers": 0,        # Gemma 4: the last layers reuse the keys and values of the last earlier layer of their kind
+    "double_wide_shared_ff": False,  # Gemma 4 E2B: those layers' feed-forward is twice as wide
+    "per_layer_dim": 0,           # Gemma 4: per-layer embeddings of this size for every layer (0: none)
+    "layer_scalar": False,        # Gemma 4: each block's output is multiplied by a stored scalar
+    "final_logit_softcap": None,  # Gemma 2 and 4: logits squashed into (-cap, cap) by cap * tanh(logits / cap)
+    "linear_attn": None,          # Qwen3.5's Gated DeltaNet for "linear_attention" layers: num_key_heads, num_value_heads, key_dim, value_dim, conv_kernel
+    "attention_output_gate": False,  # Qwen3.5: sigmoid gates on the attention output, per head
+    "rope_dim": None,             # Qwen3.5: RoPE on the first rope_dim entries of each head only (default: all)
+    "mla": None,                  # DeepSeek V3's multi-head latent attention: q_lora_rank, kv_lora_rank, qk_nope_dim, qk_rope_dim, v_head_dim
+    "deepseek_moe": None,         # DeepSeek V3's routing: n_group, topk_group, routed_scaling_factor, n_shared_experts
+    "first_dense_layers": 0,      # DeepSeek V3: this many first layers have a plain feed-forward instead of experts
 }
 
 def check_decoder_config(cfg:dict) -> dict:
@@ -258,30 +486,44 @@ def check_decoder_config(cfg:dict) -> dict:
         cfg["head_dim"] = cfg["emb_dim"] // cfg["n_heads"]
     if cfg["n_heads"] % cfg["n_kv_groups"]: raise ValueError(f"n_heads = {cfg['n_heads']} is not divisible by n_kv_groups = {cfg['n_kv_groups']}")
     cfg["layer_types"] = list(cfg["layer_types"] or ["full_attention"] * cfg["n_layers"])
-    if len(cfg["layer_types"]) != cfg["n_layers"] or not set(cfg["layer_types"]) <= {"full_attention", "sliding_attention"}:
-        raise ValueError(f"layer_types must list full_attention or sliding_attention for each of the {cfg['n_layers']} layers")
+    kinds = {"full_attention", "sliding_attention"} | ({"linear_attention"} if cfg["linear_attn"] else set())
+    if len(cfg["layer_types"]) != cfg["n_layers"] or not set(cfg["layer_types"]) <= kinds:
+        raise ValueError(f"layer_types must list one of {sorted(kinds)} for each of the {cfg['n_layers']} layers")
     if "sliding_attention" in cfg["layer_types"] and not cfg["sliding_window"]: raise ValueError("sliding_attention layers need a sliding_window")
     if cfg["activation"] not in ACTIVATIONS: raise ValueError(f"activation {cfg['activation']!r} is not one of {list(ACTIVATIONS)}")
+    if cfg["norm"] not in ("rmsnorm", "layernorm"): raise ValueError(f"norm must be rmsnorm or layernorm, not {cfg['norm']!r}")
+    if cfg["parallel_block"] and (cfg["sandwich_norms"] or not cfg["pre_norms"]): raise ValueError("a parallel block has one norm before its sublayers")
+    if not (cfg["pre_norms"] or cfg["sandwich_norms"]): raise ValueError("a block needs norms before (pre_norms) or after (sandwich_norms) its sublayers")
+    if shared := cfg["kv_shared_layers"]:
+        if set(cfg["layer_types"][-shared:]) - set(cfg["layer_types"][:-shared]):
+            raise ValueError("every kind of layer among the last kv_shared_layers needs an earlier layer of its kind to share from")
     return cfg
 
 # %% ../nbs/10_modern_llms.ipynb #0be9ad63
 class DecoderModel(nn.Module):
-    "Token embeddings, `DecoderBlock`s with RoPE, a final RMSNorm and an output head: what Llama 3, Qwen3 and Gemma 3 share."
+    "Token embeddings, `DecoderBlock`s with RoPE, a final norm and an output head: what all the families here share."
     defaults = {}  # a family's settings, under the config's own
 
     def __init__(self, cfg:dict):
         super().__init__()
         self.cfg = cfg = check_decoder_config({**self.defaults, **cfg})
         self.tok_emb = nn.Embedding(cfg["vocab_size"], cfg["emb_dim"], dtype=cfg["dtype"])
-        self.trf_blocks = nn.ModuleList(DecoderBlock(cfg, kind) for kind in cfg["layer_types"])
-        self.final_norm = RMSNorm(cfg["emb_dim"], cfg["norm_eps"], cfg["norm_unit_offset"], cfg["dtype"])
+        first_shared = cfg["n_layers"] - cfg["kv_shared_layers"]
+        self.trf_blocks = nn.ModuleList(DecoderBlock(cfg, kind, i >= first_shared, i < cfg["first_dense_layers"])
+                                        for i, kind in enumerate(cfg["layer_types"]))
+        self.final_norm = make_norm(cfg)
+        if ple := cfg["per_layer_dim"]:   # Gemma 4: a second embedding, ple numbers per token for every layer
+            self.tok_emb_per_layer = nn.Embedding(cfg["vocab_size"], cfg["n_layers"] * ple, dtype=cfg["dtype"])
+            self.per_layer_proj = nn.Linear(cfg["emb_dim"], cfg["n_layers"] * ple, bias=False, dtype=cfg["dtype"])
+            self.per_layer_norm = make_norm(cfg, ple)
         self.out_head = nn.Linear(cfg["emb_dim"], cfg["vocab_size"], bias=False, dtype=cfg["dtype"])
         self.reset_rope()
 
     def reset_rope(self, device=None):
         "Compute RoPE's cosines and sines (float32 buffers, not weights) on `device`, for each kind of layer."
         cfg = self.cfg
-        cos, sin = compute_rope_params(cfg["head_dim"], cfg["rope_base"], cfg["context_length"], cfg["rope_freq"])
+        cos, sin = compute_rope_params(cfg["rope_dim"] or cfg["global_head_dim"] or cfg["head_dim"], cfg["rope_base"], cfg["context_length"],
+                                       cfg["rope_freq"], rotary_fraction=cfg["rope_fraction"])
         self.register_buffer("cos", cos.to(device), persistent=False)  # (context_length, head_dim)
         self.register_buffer("sin", sin.to(device), persistent=False)
         if "sliding_attention" in cfg["layer_types"]:
@@ -303,13 +545,30 @@ class DecoderModel(nn.Module):
         if self.cfg["scale_embeddings"]: x = x * torch.tensor(self.cfg["emb_dim"] ** 0.5, dtype=x.dtype)
         positions = torch.arange(start, end, device=in_idx.device)
         if pad is not None: positions = (positions - pad[:, None]).clamp(min=0)  # (b, num_tokens): each text from 0
-        per_kind = {"full_attention": (attention_mask(start, end, None, pad, in_idx.device), self.cos[positions], self.sin[positions])}
+        rope = (None, None) if self.cfg["nope_full_attention"] else (self.cos[positions], self.sin[positions])
+        per_kind = {"full_attention": (attention_mask(start, end, None, pad, in_idx.device), *rope)}
+        if "linear_attention" in self.cfg["layer_types"]:   # Qwen3.5's DeltaNet layers: no mask, no RoPE; padding is zeroed
+            per_kind["linear_attention"] = (None if pad is None else torch.arange(start, end, device=in_idx.device) >= pad[:, None], None, None)
         if hasattr(self, "cos_local"):
             per_kind["sliding_attention"] = (attention_mask(start, end, self.cfg["sliding_window"], pad, in_idx.device),
                                              self.cos_local[positions], self.sin_local[positions])
-        for layer, block in enumerate(self.trf_blocks): x = block(x, *per_kind[block.layer_type], cache, layer)
+        shared, per_layer = {} if self.cfg["kv_shared_layers"] else None, self.per_layer_inputs(in_idx, x)
+        for layer, block in enumerate(self.trf_blocks):
+            x = block(x, *per_kind[block.layer_type], cache, layer, shared, None if per_layer is None else per_layer[:, :, layer])
         if cache is not None: cache.pos = end
-        return self.out_head(self.final_norm(x[:, -1:] if last_only else x))
+        logits = self.out_head(self.final_norm(x[:, -1:] if last_only else x))
+        if self.cfg["logit_scale"] is not None: logits = logits * self.cfg["logit_scale"]
+        if cap := self.cfg["final_logit_softcap"]: logits = torch.tanh(logits / cap) * cap
+        return logits
+
+    def per_layer_inputs(self, in_idx:torch.Tensor, x:torch.Tensor) -> torch.Tensor|None: # (b, num_tokens, n_layers, per_layer_dim)
+        "Gemma 4's per-layer inputs: each token's own per-layer embedding, averaged with a projection of its embedding `x`."
+        if not (ple := self.cfg["per_layer_dim"]): return None
+        b, num_tokens, _ = x.shape
+        own = self.tok_emb_per_layer(in_idx) * torch.tensor(ple ** 0.5, dtype=x.dtype)
+        proj = self.per_layer_proj(x) * self.cfg["emb_dim"] ** -0.5
+        proj = self.per_layer_norm(proj.view(b, num_tokens, self.cfg["n_layers"], ple))  # (b, num_tokens, n_layers, ple)
+        return (proj + own.view(b, num_tokens, self.cfg["n_layers"], ple)) * 2 ** -0.5
 
     def forward_cached(self, in_idx:torch.Tensor, cache:KVCache, last_only:bool=True) -> torch.Tensor:
         "`forward` for tokens that continue those in `cache`; by default the last token's logits, all that generation reads."
@@ -328,6 +587,27 @@ class Gemma3Model(DecoderModel):
     "Google's Gemma 3: QK-norm, (1 + scale) RMSNorms around each sublayer, GeGLU, scaled embeddings, mostly sliding-window attention."
     defaults = {"qk_norm": True, "norm_unit_offset": True, "sandwich_norms": True, "scale_embeddings": True,
                 "activation": "gelu_pytorch_tanh"}
+
+class Olmo3Model(DecoderModel):
+    "Ai2's OLMo 3: norms after each sublayer only, one QK-norm over all heads, three sliding-window layers per global one."
+    defaults = {"pre_norms": False, "sandwich_norms": True, "qk_norm": True, "qk_norm_whole": True}
+
+class Gemma4Model(DecoderModel):
+    "Google's Gemma 4 (text): Gemma 3 plus per-layer embeddings, keys and values shared by the last layers, wider global heads."
+    defaults = {"qk_norm": True, "sandwich_norms": True, "scale_embeddings": True, "activation": "gelu_pytorch_tanh",
+                "v_norm": True, "layer_scalar": True, "query_pre_attn_scalar": 1.0}
+
+class Qwen35Model(DecoderModel):
+    "Alibaba's Qwen3.5 (text): Gated DeltaNet linear attention in three layers of four, gated attention with partial RoPE in the fourth."
+    defaults = {"qk_norm": True, "norm_unit_offset": True, "attention_output_gate": True}
+
+class DeepSeekV3Model(DecoderModel):
+    "DeepSeek V3: multi-head latent attention with a decoupled RoPE part, and experts with a shared one after three dense layers."
+    defaults = {"rope_interleaved": True}
+
+class Cohere2Model(DecoderModel):
+    "Cohere's Command R7B and Tiny Aya: parallel blocks with one bias-free LayerNorm, interleaved RoPE in sliding layers, no positions in global ones."
+    defaults = {"norm": "layernorm", "norm_eps": 1e-5, "parallel_block": True, "rope_interleaved": True, "nope_full_attention": True}
 
 # %% ../nbs/10_modern_llms.ipynb #5e13f58f
 LLAMA32_CONFIG_1B = {
@@ -379,11 +659,107 @@ GEMMA3_CONFIG_270M = {
     "query_pre_attn_scalar": 256,
 }
 
+# %% ../nbs/10_modern_llms.ipynb #0362c9fb
+OLMO3_CONFIG_7B = {   # allenai/Olmo-3-1025-7B: the base model; Instruct and Think share it
+    "vocab_size": 100_278,
+    "context_length": 65_536,    # through YaRN scaling of the global layers' RoPE (factor 8 over 8,192), not implemented here
+    "emb_dim": 4096,
+    "n_heads": 32,
+    "n_layers": 32,
+    "hidden_dim": 11_008,
+    "head_dim": 128,
+    "n_kv_groups": 32,           # multi-head attention: one key/value head per query head
+    "rope_base": 500_000.0,
+    "sliding_window": 4096,
+    "layer_types": (["sliding_attention"] * 3 + ["full_attention"]) * 8,
+    "dtype": torch.bfloat16,
+}
+
+TINY_AYA_CONFIG_3B = {   # CohereLabs/tiny-aya-base (and -global, -earth, -fire, -water: the same architecture)
+    "vocab_size": 262_144,
+    "context_length": 500_000,
+    "emb_dim": 2048,
+    "n_heads": 16,
+    "n_layers": 36,
+    "hidden_dim": 11_008,
+    "head_dim": 128,
+    "n_kv_groups": 4,
+    "rope_base": 50_000.0,       # sliding-window layers only: the global ones have no RoPE
+    "sliding_window": 4096,
+    "layer_types": (["sliding_attention"] * 3 + ["full_attention"]) * 9,
+    "norm_eps": 1e-5,
+    "logit_scale": 1.0,
+    "dtype": torch.bfloat16,
+}
+
+# %% ../nbs/10_modern_llms.ipynb #4369e8b0
+GEMMA4_CONFIG_E2B = {   # google/gemma-4-E2B, its text model
+    "vocab_size": 262_144,
+    "context_length": 131_072,
+    "emb_dim": 1536,
+    "n_heads": 8,
+    "n_layers": 35,
+    "hidden_dim": 6144,
+    "head_dim": 256,              # sliding-window layers
+    "global_head_dim": 512,       # global layers
+    "n_kv_groups": 1,
+    "sliding_window": 512,
+    "layer_types": (["sliding_attention"] * 4 + ["full_attention"]) * 7,
+    "rope_local_base": 10_000.0,
+    "rope_base": 1_000_000.0,     # global layers, on a quarter of the pairs
+    "rope_fraction": 0.25,
+    "per_layer_dim": 256,
+    "kv_shared_layers": 20,
+    "double_wide_shared_ff": True,
+    "final_logit_softcap": 30.0,
+    "dtype": torch.bfloat16,
+}
+
+# %% ../nbs/10_modern_llms.ipynb #b237cd0a
+QWEN3_5_CONFIG_08B = {   # Qwen/Qwen3.5-0.8B, its text model
+    "vocab_size": 248_320,
+    "context_length": 262_144,
+    "emb_dim": 1024,
+    "n_heads": 8,
+    "n_layers": 24,
+    "hidden_dim": 3584,
+    "head_dim": 256,
+    "n_kv_groups": 2,
+    "rope_base": 10_000_000.0,
+    "rope_dim": 64,               # partial_rotary_factor 0.25 of head_dim
+    "layer_types": (["linear_attention"] * 3 + ["full_attention"]) * 6,
+    "linear_attn": {"num_key_heads": 16, "num_value_heads": 16, "key_dim": 128, "value_dim": 128, "conv_kernel": 4},
+    "dtype": torch.bfloat16,
+}
+
+# %% ../nbs/10_modern_llms.ipynb #98b3bff4
+DEEPSEEK_V3_CONFIG = {   # deepseek-ai/DeepSeek-V3 (and DeepSeek-R1): 671B parameters, 37B per token
+    "vocab_size": 129_280,
+    "context_length": 163_840,    # through YaRN (factor 40 over 4,096), not implemented here
+    "emb_dim": 7168,
+    "n_heads": 128,
+    "n_kv_groups": 128,           # every head its own keys, decompressed from the latent
+    "n_layers": 61,
+    "hidden_dim": 18_432,         # the feed-forward of the first 3, dense layers
+    "rope_base": 10_000.0,
+    "rope_dim": 64,
+    "mla": {"q_lora_rank": 1536, "kv_lora_rank": 512, "qk_nope_dim": 128, "qk_rope_dim": 64, "v_head_dim": 128},
+    "num_experts": 256,
+    "num_experts_per_tok": 8,
+    "moe_intermediate_size": 2048,
+    "norm_topk_prob": True,
+    "deepseek_moe": {"n_group": 8, "topk_group": 4, "routed_scaling_factor": 2.5, "n_shared_experts": 1},
+    "first_dense_layers": 3,
+    "dtype": torch.bfloat16,
+}
+
 # %% ../nbs/10_modern_llms.ipynb #58a5225c
-HF_MODEL_TYPES = {"llama": Llama3Model, "qwen3": Qwen3Model, "qwen3_moe": Qwen3Model, "gemma3_text": Gemma3Model}
+HF_MODEL_TYPES = {"llama": Llama3Model, "qwen3": Qwen3Model, "qwen3_moe": Qwen3Model, "gemma3_text": Gemma3Model,
+                  "olmo3": Olmo3Model, "cohere2": Cohere2Model, "gemma4_text": Gemma4Model, "qwen3_5_text": Qwen35Model,
+                  "deepseek_v3": DeepSeekV3Model}
 _DTYPE_NAMES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
-def _rope_settings(hf:dict, source:str) -> tuple[tuple, tuple|None]:
+def _rope_settings(hf:dict, source:str, kinds:tuple=("default", "llama3")) -> tuple[tuple, tuple|None]:
     "RoPE's (base, Llama 3 scaling) for global layers and, if any, for sliding-window ones, from either form of config.json."
     params = hf.get("rope_parameters")
     if params and "full_attention" in params: full, local = params["full_attention"], params.get("sliding_attention")
@@ -393,24 +769,28 @@ def _rope_settings(hf:dict, source:str) -> tuple[tuple, tuple|None]:
         local = {"rope_theta": hf["rope_local_base_freq"]} if "rope_local_base_freq" in hf else None
     def parse(p:dict) -> tuple:
         kind = p.get("rope_type", p.get("type", "default"))
-        if kind == "default": return p["rope_theta"], None
+        if kind not in kinds: raise CheckpointError(f"{source}: RoPE scaling {kind!r} is not supported (only {' and '.join(kinds)})")
+        if kind == "proportional" and p.get("factor", 1.0) != 1.0: raise CheckpointError(f"{source}: proportional RoPE with a factor is not supported")
+        if kind in ("default", "proportional"): return p["rope_theta"], None   # proportional: the fraction is read by config_from_hf
         if kind == "llama3": return p["rope_theta"], {"factor": p["factor"], "low_freq_factor": p["low_freq_factor"],
             "high_freq_factor": p["high_freq_factor"], "original_context_length": p["original_max_position_embeddings"]}
         raise CheckpointError(f"{source}: RoPE scaling {kind!r} is not supported (only the default and llama3)")
+    if local is not None and local is not full and local == full: local = None   # OLMo 3 writes the same settings twice
     return parse(full), None if local is None else parse(local)
 
 # %% ../nbs/10_modern_llms.ipynb #e2170b25
 def config_from_hf(hf:dict, source:str="config.json") -> tuple[type, dict]:
-    "The model class and config of a Hugging Face config.json of a Llama 3, Qwen3 (dense or MoE) or Gemma 3 text model."
+    "The model class and config of a Hugging Face config.json of a text model of one of the families in `HF_MODEL_TYPES`."
     kind = hf.get("model_type")
     if kind not in HF_MODEL_TYPES: raise CheckpointError(f"{source}: model_type {kind!r} is not one of {', '.join(HF_MODEL_TYPES)} (or gpt2)")
     try:
         cfg = {"vocab_size": hf["vocab_size"], "context_length": hf["max_position_embeddings"], "emb_dim": hf["hidden_size"],
                "n_heads": hf["num_attention_heads"], "n_layers": hf["num_hidden_layers"], "hidden_dim": hf["intermediate_size"],
                "head_dim": hf.get("head_dim") or hf["hidden_size"] // hf["num_attention_heads"],
-               "n_kv_groups": hf.get("num_key_value_heads") or hf["num_attention_heads"], "norm_eps": hf["rms_norm_eps"],
+               "n_kv_groups": hf.get("num_key_value_heads") or hf["num_attention_heads"],
+               "norm_eps": hf["layer_norm_eps"] if kind == "cohere2" else hf["rms_norm_eps"],
                "dtype": _DTYPE_NAMES.get(hf.get("dtype") or hf.get("torch_dtype"), torch.float32)}
-        (cfg["rope_base"], cfg["rope_freq"]), local = _rope_settings(hf, source)
+        (cfg["rope_base"], cfg["rope_freq"]), local = _rope_settings(hf, source, ("default", "proportional") if kind == "gemma4_text" else ("default", "llama3"))
         if hf.get("attention_bias") or hf.get("mlp_bias"): raise CheckpointError(f"{source}: attention or MLP biases are not supported")
         cfg["activation"] = hf.get("hidden_activation") or hf.get("hidden_act", "silu")
         if cfg["activation"] not in ACTIVATIONS: raise CheckpointError(f"{source}: activation {cfg['activation']!r} is not supported")
@@ -426,6 +806,42 @@ def config_from_hf(hf:dict, source:str="config.json") -> tuple[type, dict]:
             cfg |= {"layer_types": hf.get("layer_types") or ["full_attention" if (i + 1) % pattern == 0 else "sliding_attention" for i in range(cfg["n_layers"])],
                     "sliding_window": hf["sliding_window"], "query_pre_attn_scalar": hf["query_pre_attn_scalar"],
                     "rope_local_base": local[0] if local else 10_000.0}
+        if kind in ("olmo3", "cohere2"):   # both: three sliding-window layers, then a global one
+            pattern = hf.get("sliding_window_pattern", 4)
+            cfg |= {"layer_types": hf.get("layer_types") or ["full_attention" if (i + 1) % pattern == 0 else "sliding_attention" for i in range(cfg["n_layers"])],
+                    "sliding_window": hf["sliding_window"]}
+            if local: cfg["rope_local_base"] = local[0]
+        if kind == "gemma4_text":
+            for key, what in (("enable_moe_block", "mixture-of-experts blocks"), ("attention_k_eq_v", "values equal to keys"),
+                              ("use_bidirectional_attention", "bidirectional attention"), ("num_global_key_value_heads", "other key/value heads in global layers")):
+                if hf.get(key): raise CheckpointError(f"{source}: Gemma 4's {what} ({key}) are not supported")
+            overrides = list((hf.get("per_layer_config") or {}).values())   # transformers writes global_head_dim there
+            if any(set(o) - {"head_dim"} for o in overrides): raise CheckpointError(f"{source}: per_layer_config other than head_dim is not supported")
+            if hf.get("vocab_size_per_layer_input", hf["vocab_size"]) != hf["vocab_size"]: raise CheckpointError(f"{source}: a per-layer vocabulary of its own is not supported")
+            cfg |= {"layer_types": hf["layer_types"], "sliding_window": hf["sliding_window"], "rope_local_base": local[0] if local else 10_000.0,
+                    "global_head_dim": hf.get("global_head_dim") or (overrides[0]["head_dim"] if overrides else None),
+                    "rope_fraction": ((hf.get("rope_parameters") or {}).get("full_attention") or {}).get("partial_rotary_factor", 1.0),
+                    "kv_shared_layers": hf.get("num_kv_shared_layers", 0), "double_wide_shared_ff": hf.get("use_double_wide_mlp", False),
+                    "per_layer_dim": hf.get("hidden_size_per_layer_input") or 0, "final_logit_softcap": hf.get("final_logit_softcapping")}
+        if kind == "qwen3_5_text":
+            partial = (hf.get("rope_parameters") or {}).get("partial_rotary_factor", hf.get("partial_rotary_factor", 1.0))
+            cfg |= {"layer_types": hf["layer_types"], "rope_dim": int(cfg["head_dim"] * partial),
+                    "linear_attn": {"num_key_heads": hf["linear_num_key_heads"], "num_value_heads": hf["linear_num_value_heads"],
+                                    "key_dim": hf["linear_key_head_dim"], "value_dim": hf["linear_value_head_dim"],
+                                    "conv_kernel": hf["linear_conv_kernel_dim"]}}
+        if kind == "deepseek_v3":
+            if hf.get("moe_layer_freq", 1) != 1: raise CheckpointError(f"{source}: moe_layer_freq other than 1 is not supported")
+            cfg |= {"n_kv_groups": hf["num_attention_heads"], "rope_dim": hf["qk_rope_head_dim"], "rope_interleaved": hf.get("rope_interleave", True),
+                    "mla": {"q_lora_rank": hf.get("q_lora_rank"), "kv_lora_rank": hf["kv_lora_rank"], "qk_nope_dim": hf["qk_nope_head_dim"],
+                            "qk_rope_dim": hf["qk_rope_head_dim"], "v_head_dim": hf["v_head_dim"]},
+                    "num_experts": hf["n_routed_experts"], "num_experts_per_tok": hf["num_experts_per_tok"],
+                    "moe_intermediate_size": hf["moe_intermediate_size"], "norm_topk_prob": hf.get("norm_topk_prob", True),
+                    "deepseek_moe": {"n_group": hf["n_group"], "topk_group": hf["topk_group"],
+                                     "routed_scaling_factor": hf["routed_scaling_factor"], "n_shared_experts": hf["n_shared_experts"]},
+                    "first_dense_layers": hf["first_k_dense_replace"]}
+        if kind == "cohere2":
+            if not hf.get("tie_word_embeddings", True): raise CheckpointError(f"{source}: Cohere 2 models tie their head to the embedding")
+            cfg["logit_scale"] = hf["logit_scale"]
     except KeyError as e: raise CheckpointError(f"{source} lacks {e.args[0]!r}, which a {kind} model needs") from None
     return HF_MODEL_TYPES[kind], cfg
 
@@ -435,10 +851,19 @@ _HF_BLOCK = {"att.W_query.weight": "self_attn.q_proj.weight", "att.W_key.weight"
              "att.q_norm.scale": "self_attn.q_norm.weight", "att.k_norm.scale": "self_attn.k_norm.weight",
              "norm1.scale": "input_layernorm.weight", "norm2.scale": "post_attention_layernorm.weight",
              "ff.fc1.weight": "mlp.gate_proj.weight", "ff.fc2.weight": "mlp.up_proj.weight", "ff.fc3.weight": "mlp.down_proj.weight",
-             "ff.gate.weight": "mlp.gate.weight"}
+             "ff.gate.weight": "mlp.gate.weight",
+             "ff.score_bias": "mlp.gate.e_score_correction_bias", "ff.shared.fc1.weight": "mlp.shared_experts.gate_proj.weight",   # DeepSeek V3
+             "ff.shared.fc2.weight": "mlp.shared_experts.up_proj.weight", "ff.shared.fc3.weight": "mlp.shared_experts.down_proj.weight",
+             "att.W_query_a.weight": "self_attn.q_a_proj.weight", "att.q_a_norm.scale": "self_attn.q_a_layernorm.weight",
+             "att.W_query_b.weight": "self_attn.q_b_proj.weight", "att.W_kv_a.weight": "self_attn.kv_a_proj_with_mqa.weight",
+             "att.kv_a_norm.scale": "self_attn.kv_a_layernorm.weight", "att.W_kv_b.weight": "self_attn.kv_b_proj.weight"}
 _HF_GEMMA_BLOCK = {**_HF_BLOCK, "norm2.scale": "pre_feedforward_layernorm.weight",
-                   "post_att_norm.scale": "post_attention_layernorm.weight", "post_ff_norm.scale": "post_feedforward_layernorm.weight"}
-_HF_TOP = {"tok_emb.weight": "model.embed_tokens.weight", "final_norm.scale": "model.norm.weight", "out_head.weight": "lm_head.weight"}
+                   "post_att_norm.scale": "post_attention_layernorm.weight", "post_ff_norm.scale": "post_feedforward_layernorm.weight",
+                   "ple_gate.weight": "per_layer_input_gate.weight", "ple_proj.weight": "per_layer_projection.weight",   # Gemma 4
+                   "ple_norm.scale": "post_per_layer_input_norm.weight", "layer_scalar": "layer_scalar"}
+_HF_TOP = {"tok_emb.weight": "model.embed_tokens.weight", "final_norm.scale": "model.norm.weight", "out_head.weight": "lm_head.weight",
+           "tok_emb_per_layer.weight": "model.embed_tokens_per_layer.weight", "per_layer_proj.weight": "model.per_layer_model_projection.weight",
+           "per_layer_norm.scale": "model.per_layer_projection_norm.weight"}
 
 def hf_weight_names(model:DecoderModel) -> dict[str, str]:
     "Each state-dict name of `model` -> the name of the same tensor in a Hugging Face checkpoint."
@@ -446,7 +871,9 @@ def hf_weight_names(model:DecoderModel) -> dict[str, str]:
     for name in model.state_dict():
         if name in _HF_TOP: names[name] = _HF_TOP[name]; continue
         layer, rest = re.fullmatch(r"trf_blocks\.(\d+)\.(.+)", name).groups()
-        if m := re.fullmatch(r"ff\.experts\.(\d+)\.(fc\d\.weight)", rest):   # expert e's fc1 -> mlp.experts.e.gate_proj
+        if model.trf_blocks[int(layer)].layer_type == "linear_attention" and rest.startswith("att."):   # Qwen3.5's DeltaNet: its own names
+            names[name] = f"model.layers.{layer}.linear_attn.{rest.removeprefix('att.').replace('norm.scale', 'norm.weight')}"
+        elif m := re.fullmatch(r"ff\.experts\.(\d+)\.(fc\d\.weight)", rest):   # expert e's fc1 -> mlp.experts.e.gate_proj
             names[name] = f"model.layers.{layer}.mlp.experts.{m[1]}." + _HF_BLOCK["ff." + m[2]].removeprefix("mlp.")
         else: names[name] = f"model.layers.{layer}.{block[rest]}"
     return names
@@ -523,7 +950,7 @@ def load_pretrained(name_or_path:str|Path, # a hub repository id, a local hub fo
                     device=None, # where to put the model (default: CPU)
                     dtype:torch.dtype|None=None, # e.g. torch.bfloat16 (default: the checkpoint's)
                    ) -> nn.Module:
-    "A Llama 3, Qwen3, Gemma 3 or GPT-2 model in eval mode, chosen by its config.json, with its pretrained weights."
+    "A model of one of `HF_MODEL_TYPES`' families, or GPT-2, in eval mode, chosen by its config.json, with its pretrained weights."
     folder = model_folder(name_or_path)
     config = None if isinstance(folder, str) or folder.is_file() else folder/"config.json"
     if config is not None and not config.is_file(): raise CheckpointError(f"{folder} has no config.json: a model folder needs it beside the weights")
@@ -546,6 +973,18 @@ TINY_HF_CONFIGS = {  # model_type -> (transformers' config and model classes, th
                                                             "moe_intermediate_size": 32, "norm_topk_prob": True}),
     "gemma3_text": ("Gemma3TextConfig", "Gemma3ForCausalLM", {"head_dim": 32, "num_key_value_heads": 1, "num_hidden_layers": 3,
         "sliding_window": 4, "layer_types": ["sliding_attention", "sliding_attention", "full_attention"], "query_pre_attn_scalar": 24}),
+    "olmo3": ("Olmo3Config", "Olmo3ForCausalLM", {"num_hidden_layers": 4, "sliding_window": 4}),   # layers: 3 sliding, 1 full
+    "cohere2": ("Cohere2Config", "Cohere2ForCausalLM", {"num_hidden_layers": 4, "sliding_window": 4, "layer_norm_eps": 1e-5,
+                                                        "logit_scale": 0.5, "rope_theta": 50_000.0}),
+    "gemma4_text": ("Gemma4TextConfig", "Gemma4ForCausalLM", {"num_hidden_layers": 5, "head_dim": 16, "global_head_dim": 32,
+        "num_key_value_heads": 1, "layer_types": ["sliding_attention", "sliding_attention", "full_attention", "sliding_attention", "full_attention"],
+        "sliding_window": 4, "num_kv_shared_layers": 2, "use_double_wide_mlp": True, "hidden_size_per_layer_input": 8,
+        "final_logit_softcapping": 1.0}),   # the last two layers reuse layers 1's and 2's keys; a cap of 1 squashes these logits visibly
+    "qwen3_5_text": ("Qwen3_5TextConfig", "Qwen3_5ForCausalLM", {"num_hidden_layers": 4, "head_dim": 16, "linear_num_key_heads": 2,
+        "linear_num_value_heads": 4, "linear_key_head_dim": 8, "linear_value_head_dim": 8, "tie_word_embeddings": True}),  # 3 DeltaNet, 1 attention
+    "deepseek_v3": ("DeepseekV3Config", "DeepseekV3ForCausalLM", {"num_hidden_layers": 3, "num_key_value_heads": 4, "first_k_dense_replace": 1,
+        "n_routed_experts": 8, "num_experts_per_tok": 2, "n_group": 4, "topk_group": 2, "n_shared_experts": 1, "moe_intermediate_size": 32,
+        "q_lora_rank": 24, "kv_lora_rank": 16, "qk_nope_head_dim": 8, "qk_rope_head_dim": 8, "v_head_dim": 12}),  # 1 dense layer, 2 with experts
 }
 
 def save_tiny_hub_model(folder:str|Path, model_type:str="qwen3", seed:int=123, **config) -> Path:
@@ -555,10 +994,15 @@ def save_tiny_hub_model(folder:str|Path, model_type:str="qwen3", seed:int=123, *
     base = {"vocab_size": 256, "hidden_size": 64, "intermediate_size": 96, "num_hidden_layers": 2, "num_attention_heads": 4,
             "num_key_value_heads": 2, "max_position_embeddings": 128, "rms_norm_eps": 1e-6}
     torch.manual_seed(seed)
-    model = getattr(transformers, model_cls)(getattr(transformers, config_cls)(**{**base, **settings, **config}))
+    settings = {**base, **settings, **config}
+    if model_type == "gemma4_text": settings["vocab_size_per_layer_input"] = settings["vocab_size"]
+    model = getattr(transformers, model_cls)(getattr(transformers, config_cls)(**settings))
     with torch.no_grad():
         for name, p in model.named_parameters():
             if p.dim() == 1: p.add_(0.2 * torch.randn_like(p))   # norms start at 1 (or 0): make each one matter
+        for name, b in model.named_buffers():
+            if name.endswith("layer_scalar"): b.uniform_(0.5, 1.5)   # Gemma 4's stored factors, 1 until trained
+            if name.endswith("e_score_correction_bias"): b.uniform_(-0.1, 0.1)   # DeepSeek's routing bias, 0 until trained
     model.save_pretrained(folder)
     return Path(folder)
 
@@ -759,10 +1203,88 @@ class Gemma3Tokenizer(HFTokenizer):
             parts += [Ctl('<start_of_turn>'), f"{role}\n{prefix if i == 0 else ''}{m['content'].strip()}", Ctl('<end_of_turn>'), '\n']
         return parts + [Ctl('<start_of_turn>'), 'model\n']
 
+# %% ../nbs/10_modern_llms.ipynb #564e476b
+class Gemma4Tokenizer(Gemma3Tokenizer):
+    "Gemma 4 tokenizer (Gemma 3's kind) with Gemma 4's turns `<|turn>role ... <turn|>` and a system role of its own."
+    def __init__(self, path):
+        HFTokenizer.__init__(self, path)
+        self.bos_id = self.token_id('<bos>')
+        self.stop_ids = (self.token_id('<turn|>'), self.token_id('<eos>'))
+
+    def chat_parts(self, messages:list[dict]) -> list[str]:
+        "Gemma 4 template, without thinking: `<bos>`, then `<|turn>role\\ntext<turn|>\\n` per message, `model` for the assistant."
+        _check(messages)
+        parts = [Ctl('<bos>')]
+        for m in messages:
+            role = 'model' if m['role'] == 'assistant' else m['role']
+            parts += [Ctl('<|turn>'), f"{role}\n{m['content'].strip()}", Ctl('<turn|>'), '\n']
+        return parts + [Ctl('<|turn>'), 'model\n']
+
+class Qwen35Tokenizer(Qwen3Tokenizer):
+    "Qwen3.5 tokenizer: Qwen3's kind and template, but thinking, when on, is opened in the prompt (`<think>\\n`)."
+    def chat_parts(self, messages:list[dict], enable_thinking:bool=True) -> list[str]:
+        "Qwen3's template; with thinking the reply starts inside `<think>`, without it after an empty think block."
+        parts = super().chat_parts(messages, enable_thinking)
+        return parts + [Ctl('<think>'), '\n'] if enable_thinking else parts
+
+class DeepSeekV3Tokenizer(HFTokenizer):
+    "DeepSeek V3 tokenizer (byte-level BPE, BOS first) with DeepSeek V3's template: no turn ends but the assistant's."
+    def __init__(self, path):
+        super().__init__(path)
+        self.bos_id = self.token_id('<｜begin▁of▁sentence｜>')
+        self.stop_ids = (self.token_id('<｜end▁of▁sentence｜>'),)
+
+    def chat_parts(self, messages:list[dict]) -> list[str]:
+        "DeepSeek V3 template: BOS, the system messages joined by blank lines, `<｜User｜>`/`<｜Assistant｜>` turns."
+        _check(messages)
+        system = '\n\n'.join(m['content'] for m in messages if m['role'] == 'system')
+        parts = [Ctl('<｜begin▁of▁sentence｜>')] + ([system] if system else [])
+        for m in messages:
+            if m['role'] == 'user': parts += [Ctl('<｜User｜>'), m['content']]
+            elif m['role'] == 'assistant': parts += [Ctl('<｜Assistant｜>'), m['content'], Ctl('<｜end▁of▁sentence｜>')]
+        return parts + [Ctl('<｜Assistant｜>')]
+
+class Olmo3Tokenizer(HFTokenizer):
+    "OLMo 3 tokenizer (byte-level BPE, no BOS token) with OLMo 3 Instruct's ChatML template."
+    default_system = "You are a helpful function-calling AI assistant. You do not currently have access to any functions. <functions></functions>"
+    def __init__(self, path):
+        super().__init__(path)
+        self.stop_ids = (self.token_id('<|im_end|>'), self.token_id('<|endoftext|>'))
+
+    def chat_parts(self, messages:list[dict]) -> list[str]:
+        "OLMo 3 template: ChatML turns after one system turn, the first system message or the default one."
+        _check(messages)
+        start, end = Ctl('<|im_start|>'), Ctl('<|im_end|>')
+        system = next((m['content'] for m in messages if m['role'] == 'system'), self.default_system)
+        parts = [start, f"system\n{system}", end, '\n']
+        for m in messages:
+            if m['role'] != 'system': parts += [start, f"{m['role']}\n{m['content']}", end, '\n']
+        return parts + [start, 'assistant\n']
+
+class Cohere2Tokenizer(HFTokenizer):
+    "Cohere 2 / Tiny Aya tokenizer (byte-level BPE, `<BOS_TOKEN>` first) with Cohere's turn tokens."
+    def __init__(self, path):
+        super().__init__(path)
+        self.bos_id = self.token_id('<BOS_TOKEN>')
+        self.stop_ids = (self.token_id('<|END_RESPONSE|>'), self.token_id('<|END_OF_TURN_TOKEN|>'), self.token_id('<EOS_TOKEN>'))
+
+    def chat_parts(self, messages:list[dict]) -> list[str]:
+        "Tiny Aya's turns as the book's notebook writes them; the reply opens with `<|START_RESPONSE|>`."
+        _check(messages)
+        turn, end, answer = Ctl('<|START_OF_TURN_TOKEN|>'), Ctl('<|END_OF_TURN_TOKEN|>'), Ctl('<|START_RESPONSE|>')
+        role = {'system': Ctl('<|SYSTEM_TOKEN|>'), 'user': Ctl('<|USER_TOKEN|>'), 'assistant': Ctl('<|CHATBOT_TOKEN|>')}
+        parts = [Ctl('<BOS_TOKEN>')]
+        for m in messages:
+            if m['role'] == 'assistant': parts += [turn, role['assistant'], answer, m['content'], Ctl('<|END_RESPONSE|>'), end]
+            else: parts += [turn, role[m['role']], m['content'], end]
+        return parts + [turn, role['assistant'], answer]
+
 # %% ../nbs/10_modern_llms.ipynb #510ff557
 _FAMILIES = {'llama': (Llama3Tokenizer, 'original/tokenizer.model'), 'qwen3': (Qwen3Tokenizer, 'tokenizer.json'),
              'qwen3_moe': (Qwen3Tokenizer, 'tokenizer.json'), 'gemma3_text': (Gemma3Tokenizer, 'tokenizer.json'),
-             'gemma3': (Gemma3Tokenizer, 'tokenizer.json')}
+             'gemma3': (Gemma3Tokenizer, 'tokenizer.json'), 'olmo3': (Olmo3Tokenizer, 'tokenizer.json'),
+             'cohere2': (Cohere2Tokenizer, 'tokenizer.json'), 'gemma4_text': (Gemma4Tokenizer, 'tokenizer.json'),
+             'qwen3_5_text': (Qwen35Tokenizer, 'tokenizer.json'), 'deepseek_v3': (DeepSeekV3Tokenizer, 'tokenizer.json')}
 
 def load_tokenizer(folder, # a downloaded model folder
                    model_type:str|None=None # config.json's `model_type`; read from `folder/config.json` if None
@@ -816,12 +1338,15 @@ QWEN3_ADDED = ['<|endoftext|>', '<|im_start|>', '<|im_end|>', '<|object_ref_star
 def make_tiny_qwen3_tokenizer(path # `tokenizer.json` to write
                              ) -> Path:
     "Write a tiny Qwen3-style byte-level BPE `tokenizer.json` with Qwen3's added tokens at their real IDs."
+    return _write_byte_level_bpe(path, [_added(t, 151643 + i, special=i < 14) for i, t in enumerate(QWEN3_ADDED)])
+
+def _write_byte_level_bpe(path, added:list[dict], first_id:int=0) -> Path:
+    "Write a GPT-2-style byte-level BPE `tokenizer.json`: the 256 bytes and a few merges from `first_id` on, and `added`."
     b2u = bytes_to_unicode()   # notebook 00's byte-level table
     bl = lambda s: ''.join(b2u[b] for b in s.encode())
-    vocab = {c: i for i, c in enumerate(b2u.values())}
+    vocab = {c: first_id + i for i, c in enumerate(b2u.values())}
     merges = [(bl(a), bl(b)) for a, b in _MERGES]
-    vocab.update({a + b: 256 + i for i, (a, b) in enumerate(merges)})
-    added = [_added(t, 151643 + i, special=i < 14) for i, t in enumerate(QWEN3_ADDED)]
+    vocab.update({a + b: first_id + 256 + i for i, (a, b) in enumerate(merges)})
     byte_level = dict(type='ByteLevel', add_prefix_space=False, trim_offsets=False, use_regex=False)
     pat = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
     return _write_bpe_json(path, vocab, merges, added, normalizer=dict(type='NFC'),
@@ -831,14 +1356,15 @@ def make_tiny_qwen3_tokenizer(path # `tokenizer.json` to write
 
 GEMMA3_ADDED = {'<pad>': 0, '<eos>': 1, '<bos>': 2, '<unk>': 3, '<mask>': 4, '<start_of_turn>': 105, '<end_of_turn>': 106}
 
-def make_tiny_gemma3_tokenizer(path # `tokenizer.json` to write
+def make_tiny_gemma3_tokenizer(path, # `tokenizer.json` to write
+                               specials:dict[str, int]=GEMMA3_ADDED, # special tokens and their IDs
                               ) -> Path:
     "Write a tiny Gemma 3-style `tokenizer.json` (\"▁\" for spaces, BPE with byte fallback), special tokens at real IDs."
     pieces = [f'<0x{b:02X}>' for b in range(256)] + ['▁'] + [chr(c) for c in range(33, 127)]
     merges = [(a.replace(' ', '▁'), b) for a, b in _MERGES]
     pieces += [a + b for a, b in merges]
     vocab = {p: 1000 + i for i, p in enumerate(pieces)}  # the real IDs of these pieces differ; only specials are real
-    added = [_added(t, i) for t, i in GEMMA3_ADDED.items()]
+    added = [_added(t, i) for t, i in specials.items()]
     return _write_bpe_json(path, vocab, merges, added,
         normalizer=dict(type='Replace', pattern=dict(String=' '), content='▁'),
         pre_tokenizer=dict(type='Split', pattern=dict(String=' '), behavior='MergedWithPrevious', invert=False),
@@ -850,6 +1376,29 @@ def make_tiny_gemma3_tokenizer(path # `tokenizer.json` to write
         decoder=dict(type='Sequence', decoders=[dict(type='Replace', pattern=dict(String='▁'), content=' '),
                                                 dict(type='ByteFallback'), dict(type='Fuse')]),
         model=dict(unk_token='<unk>', fuse_unk=True, byte_fallback=True))
+
+OLMO3_ADDED = {'<|endoftext|>': 100257, '<|im_start|>': 100264, '<|im_end|>': 100265, '<|pad|>': 100277}
+COHERE2_ADDED = {'<PAD>': 0, '<BOS_TOKEN>': 2, '<EOS_TOKEN>': 3, '<|START_OF_TURN_TOKEN|>': 4, '<|END_OF_TURN_TOKEN|>': 5,
+                 '<|SYSTEM_TOKEN|>': 6, '<|USER_TOKEN|>': 7, '<|CHATBOT_TOKEN|>': 8, '<|START_RESPONSE|>': 9, '<|END_RESPONSE|>': 10}
+
+GEMMA4_ADDED = {'<pad>': 0, '<eos>': 1, '<bos>': 2, '<unk>': 3, '<|turn>': 105, '<turn|>': 106}   # the turn tokens' IDs are made up
+
+DEEPSEEK_V3_ADDED = {'<｜begin▁of▁sentence｜>': 0, '<｜end▁of▁sentence｜>': 1, '<｜User｜>': 2, '<｜Assistant｜>': 3}   # User, Assistant: made-up IDs
+
+def make_tiny_deepseek_v3_tokenizer(path # `tokenizer.json` to write
+                                   ) -> Path:
+    "Write a tiny DeepSeek-style byte-level BPE `tokenizer.json`: the tokens of `DEEPSEEK_V3_ADDED`, bytes from 1000."
+    return _write_byte_level_bpe(path, [_added(t, i) for t, i in DEEPSEEK_V3_ADDED.items()], first_id=1000)
+
+def make_tiny_olmo3_tokenizer(path # `tokenizer.json` to write
+                             ) -> Path:
+    "Write a tiny OLMo 3-style byte-level BPE `tokenizer.json` with ChatML's tokens at the IDs of `OLMO3_ADDED`."
+    return _write_byte_level_bpe(path, [_added(t, i) for t, i in OLMO3_ADDED.items()])
+
+def make_tiny_cohere2_tokenizer(path # `tokenizer.json` to write
+                               ) -> Path:
+    "Write a tiny Cohere-style byte-level BPE `tokenizer.json`: the turn tokens at the IDs of `COHERE2_ADDED`, bytes from 1000."
+    return _write_byte_level_bpe(path, [_added(t, i) for t, i in COHERE2_ADDED.items()], first_id=1000)
 
 # %% ../nbs/10_modern_llms.ipynb #67bfb0da
 def stream_reply(model:nn.Module, tokenizer:ChatTokenizer,
@@ -869,13 +1418,25 @@ def save_tiny_chat_model(folder:str|Path, model_type:str="qwen3", seed:int=123) 
     if model_type == "llama":
         save_tiny_hub_model(folder, model_type, seed, vocab_size=128_256, bos_token_id=128_000, eos_token_id=128_009)
         make_tiny_llama3_tokenizer(folder/"original"/"tokenizer.model", n_ranks=128_000)
-    elif model_type in ("qwen3", "qwen3_moe"):
+    elif model_type in ("qwen3", "qwen3_moe", "qwen3_5_text"):   # Qwen3.5's tiny file: Qwen3's IDs (its own are not known here)
         save_tiny_hub_model(folder, model_type, seed, vocab_size=151_936, eos_token_id=151_645)
         make_tiny_qwen3_tokenizer(folder/"tokenizer.json")
     elif model_type == "gemma3_text":
         save_tiny_hub_model(folder, model_type, seed, vocab_size=2048, bos_token_id=2, eos_token_id=1, pad_token_id=0)
         make_tiny_gemma3_tokenizer(folder/"tokenizer.json")
-    else: raise ValueError(f"model_type {model_type!r} is not one of llama, qwen3, qwen3_moe, gemma3_text")
+    elif model_type == "olmo3":
+        save_tiny_hub_model(folder, model_type, seed, vocab_size=100_278, eos_token_id=100_257, pad_token_id=100_277)
+        make_tiny_olmo3_tokenizer(folder/"tokenizer.json")
+    elif model_type == "cohere2":
+        save_tiny_hub_model(folder, model_type, seed, vocab_size=2048, bos_token_id=2, eos_token_id=3, pad_token_id=0)
+        make_tiny_cohere2_tokenizer(folder/"tokenizer.json")
+    elif model_type == "deepseek_v3":
+        save_tiny_hub_model(folder, model_type, seed, vocab_size=2048, bos_token_id=0, eos_token_id=1)
+        make_tiny_deepseek_v3_tokenizer(folder/"tokenizer.json")
+    elif model_type == "gemma4_text":
+        save_tiny_hub_model(folder, model_type, seed, vocab_size=2048, bos_token_id=2, eos_token_id=1, pad_token_id=0)
+        make_tiny_gemma3_tokenizer(folder/"tokenizer.json", GEMMA4_ADDED)
+    else: raise ValueError(f"model_type {model_type!r} is not one of llama, qwen3, qwen3_moe, gemma3_text, olmo3, cohere2, gemma4_text, qwen3_5_text, deepseek_v3")
     _only_printable_tokens(folder, model_type)
     return folder
 

@@ -5,9 +5,9 @@ import json
 import pytest
 import regex
 
-from llm_from_scratch.modern_llms import (LLAMA3_PAT, Gemma3Tokenizer, Llama3Tokenizer, Qwen3Tokenizer, load_tokenizer,
-    make_tiny_gemma3_tokenizer, make_tiny_llama3_tokenizer, make_tiny_qwen3_tokenizer, read_tiktoken_bpe, split_thinking,
-    strip_thinking)
+from llm_from_scratch.modern_llms import (GEMMA4_ADDED, LLAMA3_PAT, Cohere2Tokenizer, DeepSeekV3Tokenizer, Gemma3Tokenizer, Gemma4Tokenizer, Qwen35Tokenizer, Llama3Tokenizer, Olmo3Tokenizer,
+    Qwen3Tokenizer, load_tokenizer, make_tiny_cohere2_tokenizer, make_tiny_gemma3_tokenizer, make_tiny_llama3_tokenizer,
+    make_tiny_olmo3_tokenizer, make_tiny_qwen3_tokenizer, make_tiny_deepseek_v3_tokenizer, read_tiktoken_bpe, split_thinking, strip_thinking)
 
 U = lambda c: {'role': 'user', 'content': c}
 A = lambda c: {'role': 'assistant', 'content': c}
@@ -31,6 +31,12 @@ def gemma_path(tmp_path_factory): return make_tiny_gemma3_tokenizer(tmp_path_fac
 
 @pytest.fixture(scope='module')
 def gemma(gemma_path): return Gemma3Tokenizer(gemma_path)
+
+@pytest.fixture(scope='module')
+def olmo(tmp_path_factory): return Olmo3Tokenizer(make_tiny_olmo3_tokenizer(tmp_path_factory.mktemp('o')/'tokenizer.json'))
+
+@pytest.fixture(scope='module')
+def aya(tmp_path_factory): return Cohere2Tokenizer(make_tiny_cohere2_tokenizer(tmp_path_factory.mktemp('c')/'tokenizer.json'))
 
 # ---------------------------------------------------------------- tiktoken files
 def test_read_tiktoken_bpe(tmp_path):
@@ -164,13 +170,18 @@ def test_missing_files(tmp_path):
     with pytest.raises(FileNotFoundError, match='tokenizer.json not found'): Qwen3Tokenizer(tmp_path/'tokenizer.json')
 
 @pytest.mark.parametrize('model_type,cls', [('llama', Llama3Tokenizer), ('qwen3', Qwen3Tokenizer), ('qwen3_moe', Qwen3Tokenizer),
-                                            ('gemma3_text', Gemma3Tokenizer), ('gemma3', Gemma3Tokenizer)])
+                                            ('gemma3_text', Gemma3Tokenizer), ('gemma3', Gemma3Tokenizer), ('olmo3', Olmo3Tokenizer),
+                                            ('cohere2', Cohere2Tokenizer), ('gemma4_text', Gemma4Tokenizer), ('qwen3_5_text', Qwen35Tokenizer),
+                                            ('deepseek_v3', DeepSeekV3Tokenizer)])
 def test_load_tokenizer(tmp_path, model_type, cls):
     (tmp_path/'config.json').write_text(json.dumps({'model_type': model_type}))
     name = 'original/tokenizer.model' if cls is Llama3Tokenizer else 'tokenizer.json'
     with pytest.raises(FileNotFoundError, match=f'{cls.__name__} needs .*{name}'): load_tokenizer(tmp_path)
     {Llama3Tokenizer: make_tiny_llama3_tokenizer, Qwen3Tokenizer: make_tiny_qwen3_tokenizer,
-     Gemma3Tokenizer: make_tiny_gemma3_tokenizer}[cls](tmp_path/name)
+     Gemma3Tokenizer: make_tiny_gemma3_tokenizer, Olmo3Tokenizer: make_tiny_olmo3_tokenizer,
+     Cohere2Tokenizer: make_tiny_cohere2_tokenizer, Qwen35Tokenizer: make_tiny_qwen3_tokenizer,
+     Gemma4Tokenizer: lambda p: make_tiny_gemma3_tokenizer(p, GEMMA4_ADDED),
+     DeepSeekV3Tokenizer: make_tiny_deepseek_v3_tokenizer}[cls](tmp_path/name)
     tok = load_tokenizer(tmp_path)
     assert type(tok) is cls and tok.decode(tok.encode('Hello world', bos=False)) == 'Hello world'
     assert type(load_tokenizer(tmp_path, model_type)) is cls
@@ -181,7 +192,61 @@ def test_load_tokenizer_errors(tmp_path):
         load_tokenizer(tmp_path, 'mistral')
 
 @pytest.mark.parametrize('chat', CHATS)
-def test_chat_ids_decode_to_chat_text(llama, qwen, gemma, chat):
+def test_chat_ids_decode_to_chat_text(llama, qwen, gemma, olmo, aya, chat):
     "The IDs are the text: control tokens by ID, the rest tokenized, nothing lost or added."
-    for tok in (llama, qwen, gemma):
+    for tok in (llama, qwen, gemma, olmo, aya):
         assert tok.decode(tok.chat_ids(chat)) == tok.chat_text(chat)
+
+# ---------------------------------------------------------------- OLMo 3 and Cohere 2 (Tiny Aya)
+OLMO_DEFAULT = ('<|im_start|>system\nYou are a helpful function-calling AI assistant. You do not currently have access to any '
+                'functions. <functions></functions><|im_end|>\n')
+
+def test_olmo3_chat_text(olmo):
+    assert (olmo.bos_id, olmo.stop_ids) == (None, (100265, 100257))
+    assert olmo.chat_text([U('Hi'), A('Hello!'), U('Bye')]) == OLMO_DEFAULT + (
+        '<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\nHello!<|im_end|>\n<|im_start|>user\nBye<|im_end|>\n'
+        '<|im_start|>assistant\n')
+    # a system message replaces the default one, wherever it stands; only the first counts
+    assert olmo.chat_text([U('Hi'), S('Be brief.'), S('Ignored.')]) == (
+        '<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n')
+    assert olmo.chat_ids([U('<|im_end|>')]).count(100265) == 2   # the default system turn's and the user turn's, not the typed one
+
+def test_cohere2_chat_text(aya):
+    assert (aya.bos_id, aya.stop_ids) == (2, (10, 5, 3))
+    assert aya.chat_text([U('Hi'), A('Hello!'), U('Bye')]) == (
+        '<BOS_TOKEN><|START_OF_TURN_TOKEN|><|USER_TOKEN|>Hi<|END_OF_TURN_TOKEN|>'
+        '<|START_OF_TURN_TOKEN|><|CHATBOT_TOKEN|><|START_RESPONSE|>Hello!<|END_RESPONSE|><|END_OF_TURN_TOKEN|>'
+        '<|START_OF_TURN_TOKEN|><|USER_TOKEN|>Bye<|END_OF_TURN_TOKEN|><|START_OF_TURN_TOKEN|><|CHATBOT_TOKEN|><|START_RESPONSE|>')
+    assert aya.chat_ids([U('Hi')])[0] == 2 and aya.encode('Hi', bos=True)[0] == 2
+    assert aya.decode(aya.encode(TEXT)) == TEXT
+    with pytest.raises(ValueError, match='must be'): aya.chat_ids([{'role': 'tool', 'content': 'x'}])
+
+# ---------------------------------------------------------------- Gemma 4 and Qwen3.5
+@pytest.fixture(scope='module')
+def gemma4(tmp_path_factory): return Gemma4Tokenizer(make_tiny_gemma3_tokenizer(tmp_path_factory.mktemp('g4')/'tokenizer.json', GEMMA4_ADDED))
+
+def test_gemma4_chat_text(gemma4):
+    assert (gemma4.bos_id, gemma4.stop_ids) == (2, (106, 1))
+    assert gemma4.chat_text([S(' Be brief. '), U('Hi'), A('Hello!'), U('Bye')]) == (
+        '<bos><|turn>system\nBe brief.<turn|>\n<|turn>user\nHi<turn|>\n<|turn>model\nHello!<turn|>\n<|turn>user\nBye<turn|>\n'
+        '<|turn>model\n')
+    assert gemma4.decode(gemma4.chat_ids([U(TEXT)])) == gemma4.chat_text([U(TEXT)])
+    assert gemma4.encode('Hi')[0] == 2
+
+def test_qwen35_chat_text(qwen_path):
+    tok = Qwen35Tokenizer(qwen_path)
+    chat = [U('Hi'), A('<think>\nhmm\n</think>\n\nHello!'), U('Bye')]
+    assert tok.chat_text(chat) == ('<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\nHello!<|im_end|>\n'
+                                   '<|im_start|>user\nBye<|im_end|>\n<|im_start|>assistant\n<think>\n')
+    assert tok.chat_text(chat, enable_thinking=False).endswith('<|im_start|>assistant\n<think>\n\n</think>\n\n')
+    assert tok.chat_ids([U('Hi')])[-2:] == [151667, tok.encode('\n')[0]]
+
+# ---------------------------------------------------------------- DeepSeek V3
+def test_deepseek_v3_chat_text(tmp_path):
+    tok = DeepSeekV3Tokenizer(make_tiny_deepseek_v3_tokenizer(tmp_path/'tokenizer.json'))
+    assert (tok.bos_id, tok.stop_ids) == (0, (1,))
+    assert tok.chat_text([S('One.'), U('Hi'), S('Two.')]) == '<｜begin▁of▁sentence｜>One.\n\nTwo.<｜User｜>Hi<｜Assistant｜>'
+    assert tok.chat_text([U('Hi')]) == '<｜begin▁of▁sentence｜><｜User｜>Hi<｜Assistant｜>'
+    ids = tok.chat_ids([U('<｜Assistant｜>')])
+    assert ids[:2] == [0, 2] and ids[-1] == 3 and ids.count(3) == 1   # the typed role token stayed text
+    for chat in CHATS: assert tok.decode(tok.chat_ids(chat)) == tok.chat_text(chat)
