@@ -7,20 +7,20 @@ Docs: https://llm-from-scratch.github.io/llm-from-scratch/modern_llms.html.md"""
 # %% auto #0
 __all__ = ['ACTIVATIONS', 'DECODER_DEFAULTS', 'LLAMA32_CONFIG_1B', 'LLAMA32_CONFIG_3B', 'QWEN_CONFIG_06_B',
            'QWEN3_CONFIG_30B_A3B', 'GEMMA3_CONFIG_270M', 'OLMO3_CONFIG_7B', 'TINY_AYA_CONFIG_3B', 'GEMMA4_CONFIG_E2B',
-           'QWEN3_5_CONFIG_08B', 'DEEPSEEK_V3_CONFIG', 'HF_MODEL_TYPES', 'HUB_FILES', 'TINY_HF_CONFIGS', 'LLAMA3_PAT',
-           'QWEN3_ADDED', 'GEMMA3_ADDED', 'OLMO3_ADDED', 'COHERE2_ADDED', 'GEMMA4_ADDED', 'DEEPSEEK_V3_ADDED',
-           'RMSNorm', 'BiasFreeLayerNorm', 'make_norm', 'SiLU', 'GatedFeedForward', 'llama3_scale_frequencies',
-           'compute_rope_params', 'apply_rope', 'GroupedQueryAttention', 'extend_cache', 'attention_mask',
-           'MultiHeadLatentAttention', 'MoEFeedForward', 'DeepSeekMoE', 'gated_delta_rule', 'GatedDeltaNet',
-           'DecoderBlock', 'check_decoder_config', 'DecoderModel', 'Llama3Model', 'Qwen3Model', 'Gemma3Model',
-           'Olmo3Model', 'Gemma4Model', 'Qwen35Model', 'DeepSeekV3Model', 'Cohere2Model', 'config_from_hf',
-           'hf_weight_names', 'load_hf_weights', 'hub_tensors', 'download_hub_model', 'model_folder', 'load_pretrained',
-           'save_tiny_hub_model', 'read_tiktoken_bpe', 'Ctl', 'ChatTokenizer', 'llama3_special_tokens',
-           'Llama3Tokenizer', 'HFTokenizer', 'split_thinking', 'strip_thinking', 'Qwen3Tokenizer', 'Gemma3Tokenizer',
-           'Gemma4Tokenizer', 'Qwen35Tokenizer', 'DeepSeekV3Tokenizer', 'Olmo3Tokenizer', 'Cohere2Tokenizer',
-           'load_tokenizer', 'make_tiny_llama3_tokenizer', 'make_tiny_qwen3_tokenizer', 'make_tiny_gemma3_tokenizer',
-           'make_tiny_deepseek_v3_tokenizer', 'make_tiny_olmo3_tokenizer', 'make_tiny_cohere2_tokenizer',
-           'stream_reply', 'save_tiny_chat_model']
+           'QWEN3_5_CONFIG_08B', 'DEEPSEEK_V3_CONFIG', 'HF_MODEL_TYPES', 'HUB_FILES', 'MULTIMODAL_TYPES',
+           'TINY_HF_CONFIGS', 'LLAMA3_PAT', 'QWEN3_ADDED', 'GEMMA3_ADDED', 'OLMO3_ADDED', 'COHERE2_ADDED',
+           'GEMMA4_ADDED', 'DEEPSEEK_V3_ADDED', 'RMSNorm', 'BiasFreeLayerNorm', 'make_norm', 'SiLU', 'GatedFeedForward',
+           'llama3_scale_frequencies', 'compute_rope_params', 'apply_rope', 'GroupedQueryAttention', 'extend_cache',
+           'attention_mask', 'MultiHeadLatentAttention', 'MoEFeedForward', 'DeepSeekMoE', 'gated_delta_rule',
+           'GatedDeltaNet', 'DecoderBlock', 'check_decoder_config', 'DecoderModel', 'Llama3Model', 'Qwen3Model',
+           'Gemma3Model', 'Olmo3Model', 'Gemma4Model', 'Qwen35Model', 'DeepSeekV3Model', 'Cohere2Model',
+           'config_from_hf', 'hf_weight_names', 'load_hf_weights', 'hub_tensors', 'download_hub_model', 'model_folder',
+           'text_model_config', 'text_model_tensors', 'load_pretrained', 'save_tiny_hub_model', 'read_tiktoken_bpe',
+           'Ctl', 'ChatTokenizer', 'llama3_special_tokens', 'Llama3Tokenizer', 'HFTokenizer', 'split_thinking',
+           'strip_thinking', 'Qwen3Tokenizer', 'Gemma3Tokenizer', 'Gemma4Tokenizer', 'Qwen35Tokenizer',
+           'DeepSeekV3Tokenizer', 'Olmo3Tokenizer', 'Cohere2Tokenizer', 'load_tokenizer', 'make_tiny_llama3_tokenizer',
+           'make_tiny_qwen3_tokenizer', 'make_tiny_gemma3_tokenizer', 'make_tiny_deepseek_v3_tokenizer',
+           'make_tiny_olmo3_tokenizer', 'make_tiny_cohere2_tokenizer', 'stream_reply', 'save_tiny_chat_model']
 
 # %% ../nbs/10_modern_llms.ipynb #4e1b884f
 import base64
@@ -946,6 +946,20 @@ def model_folder(name_or_path:str|Path) -> Path|str:
         raise ValueError(f"{name!r} is neither an existing folder, a GPT-2 name ({', '.join(GPT2_MODELS)}) nor a hub repository id such as Qwen/Qwen3-0.6B")
     return download_hub_model(name)
 
+MULTIMODAL_TYPES = {"qwen3_5": "qwen3_5_text", "gemma4": "gemma4_text"}  # published with an image (and audio) encoder: their text model
+_TEXT_PREFIX = "model.language_model."   # where such a checkpoint keeps the text model's tensors
+
+def text_model_config(hf:dict) -> dict:
+    "The config of the text model inside a multimodal config.json (Qwen3.5, Gemma 4: `text_config`); any other config unchanged."
+    if hf.get("model_type") not in MULTIMODAL_TYPES: return hf
+    if not isinstance(hf.get("text_config"), dict): raise CheckpointError(f"a {hf['model_type']} config.json needs a text_config")
+    return {"dtype": hf.get("dtype") or hf.get("torch_dtype"), **hf["text_config"], "model_type": MULTIMODAL_TYPES[hf["model_type"]]}
+
+def text_model_tensors(tensors:dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    "A multimodal checkpoint's text-model tensors under a text-only checkpoint's names; the image and audio encoders' (and any other) left out."
+    text = {"model." + k.removeprefix(_TEXT_PREFIX): v for k, v in tensors.items() if k.startswith(_TEXT_PREFIX)}
+    return text | ({"lm_head.weight": tensors["lm_head.weight"]} if "lm_head.weight" in tensors else {})
+
 def load_pretrained(name_or_path:str|Path, # a hub repository id, a local hub folder, or a GPT-2 name
                     device=None, # where to put the model (default: CPU)
                     dtype:torch.dtype|None=None, # e.g. torch.bfloat16 (default: the checkpoint's)
@@ -958,9 +972,11 @@ def load_pretrained(name_or_path:str|Path, # a hub repository id, a local hub fo
     if hf.get("model_type") == "gpt2":   # notebook 04's loader: a GPT-2 name, folder or file
         model = load_gpt2(folder, device)
         return model.to(dtype) if dtype else model
-    cls, cfg = config_from_hf(hf, str(config))
+    cls, cfg = config_from_hf(text_model_config(hf), str(config))
     with torch.device("meta"): model = cls({**cfg, "dtype": dtype or cfg["dtype"]})
-    model = load_hf_weights(model, hub_tensors(folder), str(folder), dtype)
+    tensors = hub_tensors(folder)
+    if hf.get("model_type") in MULTIMODAL_TYPES: tensors = text_model_tensors(tensors)
+    model = load_hf_weights(model, tensors, str(folder), dtype)
     model.cfg["dtype"] = model.tok_emb.weight.dtype
     return model.to(device or "cpu").eval()
 
@@ -1284,7 +1300,8 @@ _FAMILIES = {'llama': (Llama3Tokenizer, 'original/tokenizer.model'), 'qwen3': (Q
              'qwen3_moe': (Qwen3Tokenizer, 'tokenizer.json'), 'gemma3_text': (Gemma3Tokenizer, 'tokenizer.json'),
              'gemma3': (Gemma3Tokenizer, 'tokenizer.json'), 'olmo3': (Olmo3Tokenizer, 'tokenizer.json'),
              'cohere2': (Cohere2Tokenizer, 'tokenizer.json'), 'gemma4_text': (Gemma4Tokenizer, 'tokenizer.json'),
-             'qwen3_5_text': (Qwen35Tokenizer, 'tokenizer.json'), 'deepseek_v3': (DeepSeekV3Tokenizer, 'tokenizer.json')}
+             'qwen3_5_text': (Qwen35Tokenizer, 'tokenizer.json'), 'deepseek_v3': (DeepSeekV3Tokenizer, 'tokenizer.json'),
+             'qwen3_5': (Qwen35Tokenizer, 'tokenizer.json'), 'gemma4': (Gemma4Tokenizer, 'tokenizer.json')}  # (and their multimodal folders)
 
 def load_tokenizer(folder, # a downloaded model folder
                    model_type:str|None=None # config.json's `model_type`; read from `folder/config.json` if None
