@@ -1,4 +1,5 @@
 "End-to-end tests of the `llmfs` command line, each command a separate process, offline, on the tiny config."
+import json
 import shutil
 import signal
 import subprocess
@@ -7,7 +8,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from llmfs_helpers import FAST, LLMFS, llmfs
+from llmfs_helpers import FAST, LLMFS, copy_run, llmfs, one_line_error
 
 
 def assert_same_weights(a, b):
@@ -128,6 +129,76 @@ def test_generate_streams_the_continuation(full_run):
     assert other.stdout != r.stdout  # ... and depends on the seed
 
 
+QWEN3 = ["--arch", "qwen3", *FAST, "--eval-freq", "4"]
+
+
+@pytest.fixture(scope="module")
+def qwen3_run(tmp_path_factory):
+    "An uninterrupted 2-epoch run of a tiny Qwen3 (`--arch qwen3`) on The Verdict's first 6,000 characters: its folder and the finished process."
+    from llm_from_scratch.text_data import download
+    out = tmp_path_factory.mktemp("qwen3") / "run"
+    (out.parent / "verdict-6k.txt").write_text(download("the-verdict.txt").read_text(encoding="utf-8")[:6000], encoding="utf-8")
+    r = llmfs("pretrain", *QWEN3, "--data", out.parent / "verdict-6k.txt", "--epochs", 2, "--out", out)
+    assert r.returncode == 0, r.stderr
+    return out, r
+
+
+def test_pretrain_arch_qwen3_is_recorded_and_resumes_exactly(qwen3_run, tmp_path):
+    "The architecture is saved (config.json, the run's settings); a run stopped after one epoch and resumed ends as the uninterrupted one."
+    from llm_from_scratch.engine.checkpoints import load_model
+    from llm_from_scratch.modern_llms import Qwen3Model
+    out, r = qwen3_run
+    assert r.stdout.startswith("Training a 6.5M-parameter Qwen3 (2 layers, 64 dims, context 64) on "), r.stdout
+    assert json.loads((out / "config.json").read_text())["arch"] == "qwen3"
+    assert torch.load(out / "training_state.pt", weights_only=True)["run"]["arch"] == "qwen3"
+    assert type(load_model(out)) is Qwen3Model
+    r = llmfs("pretrain", *QWEN3, "--data", out.parent / "verdict-6k.txt", "--epochs", 1, "--out", tmp_path)
+    assert r.returncode == 0, r.stderr
+    r = llmfs("pretrain", "--resume", tmp_path, "--epochs", 2)   # no --arch: the run's own
+    assert r.returncode == 0, r.stderr
+    assert "-parameter Qwen3 (" in r.stdout
+    assert_same_weights(tmp_path, out)
+    losses = [torch.load(d / "training_state.pt", weights_only=True)["state"]["train_losses"] for d in (tmp_path, out)]
+    assert losses[0] == losses[1] and len(losses[0]) >= 3, losses   # the same evaluations, to the last bit
+
+
+def test_generate_continues_with_a_qwen3_checkpoint(qwen3_run):
+    "`llmfs generate --checkpoint` rebuilds the Qwen3 and prints its greedy tokens, decoded by GPT-2's tokenizer."
+    from llm_from_scratch.engine.checkpoints import load_model
+    out, prompt = qwen3_run[0], "Every effort moves you"
+    r = llmfs("generate", "--checkpoint", out, "--prompt", prompt, "--max-new-tokens", 10, "--temperature", 0, "--no-fast-linear")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == prompt + greedy_continuation(load_model(out), prompt, 10) + "\n"
+
+
+def test_a_run_of_another_arch_is_refused_in_one_line_and_left_as_it_was(qwen3_run, full_run, tmp_path):
+    "--resume with another --arch, finetuning a Qwen3 checkpoint, a config.json naming an unknown architecture: one line, nothing written."
+    (tmp_path / "run").mkdir()
+    run = copy_run(qwen3_run[0], tmp_path / "run")
+    before = {f.name: f.read_bytes() for f in run.iterdir()}
+    one_line_error(llmfs("pretrain", "--resume", run, "--arch", "gpt2", "--epochs", 3), "--arch gpt2 differs from the resumed run's qwen3")
+    one_line_error(llmfs("pretrain", "--resume", full_run[0], "--arch", "llama3", "--epochs", 3), "--arch llama3 differs from the resumed run's gpt2")
+    one_line_error(llmfs("finetune-instruct", "--checkpoint", run, "--out", tmp_path / "instruct"),
+                   f"--checkpoint {run} holds a Qwen3 model (llmfs pretrain --arch qwen3)")
+    assert {f.name: f.read_bytes() for f in run.iterdir()} == before and not (tmp_path / "instruct").exists()
+    (run / "manifest.json").unlink()
+    (run / "config.json").write_text(json.dumps({**json.loads((run / "config.json").read_text()), "arch": "mamba"}))
+    one_line_error(llmfs("generate", "--checkpoint", run, "--prompt", "Hi"), "its arch 'mamba' is none of gpt2, llama3, qwen3")
+
+
+def test_a_folder_saved_before_arch_was_recorded_is_a_gpt2(full_run, tmp_path):
+    "An older llmfs wrote no arch (and no manifest): generate reads such a folder as the GPT-2 it holds."
+    old = copy_run(full_run[0], tmp_path)
+    (old / "manifest.json").unlink()
+    cfg = json.loads((old / "config.json").read_text())
+    assert cfg.pop("arch") == "gpt2"
+    (old / "config.json").write_text(json.dumps(cfg))
+    r = llmfs("generate", "--checkpoint", old, "--prompt", "Every effort moves you", "--max-new-tokens", 5, "--temperature", 0, "--no-fast-linear")
+    new = llmfs("generate", "--checkpoint", full_run[0], "--prompt", "Every effort moves you", "--max-new-tokens", 5, "--temperature", 0, "--no-fast-linear")
+    assert r.returncode == 0 and "has no manifest.json" in r.stderr, r.stderr
+    assert r.stdout == new.stdout
+
+
 @pytest.mark.parametrize("args, message", [
     (["pretrain", "--data", "no-such-file.txt", "--config", "tiny"], "no-such-file.txt: no such file"),
     (["pretrain", "--config", "huge"], "invalid choice: 'huge'"),
@@ -136,6 +207,7 @@ def test_generate_streams_the_continuation(full_run):
     (["generate", "--checkpoint", "no-such-dir", "--prompt", "x"], "is not a checkpoint folder"),
     (["generate", "--prompt", "x"], "one of the arguments --checkpoint --model is required"),
     (["pretrain", "--epochs", "many"], "invalid int value: 'many'"),
+    (["pretrain", "--arch", "gpt3"], "invalid choice: 'gpt3' (choose from 'gpt2', 'llama3', 'qwen3')"),
 ])
 def test_bad_arguments_give_one_line(args, message, tmp_path):
     r = subprocess.run([*LLMFS, *args], capture_output=True, text=True, cwd=tmp_path, timeout=120)
