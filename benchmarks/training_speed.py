@@ -13,6 +13,11 @@ bonus's on a GPU (batch 8 x 1024). Each row adds one switch to the rows above it
   vocab 50304   the vocabulary padded to a multiple of 128
   batch x4      four times the batch (the bonus's last step)
 
+and, measured in the same process, one row more that adds nothing to the others but builds the model as
+`llmfs pretrain --config 124M` does (engine/07_cli): dropout 0.1 (the config's), fused layer norm and GELU, oneDNN
+linear layers only where this machine's kept measurement says so (`fast_linear_choice`), fused AdamW, and bf16
+autocast only where the processor has fast bf16 (`bf16_is_fast`, the command's `--precision auto`); at the batch above.
+
 For each: tokens per second (median of `--steps` steps after `--warmup` steps), the ratios to the baseline and to the
 row above, peak memory (CPU: the process's peak resident memory during those steps, which includes what earlier rows
 left allocated; CUDA: peak allocated) and the model FLOPs utilisation:
@@ -35,11 +40,13 @@ import torch
 
 from llm_from_scratch.gpt_model import GPT_CONFIG_124M, GPTModel, flops_per_token
 from llm_from_scratch.engine.trainer import accumulated_step, new_train_state
-from llm_from_scratch.engine.speed import cpu_name, use_fast_linear, use_sdpa
+from llm_from_scratch.engine.speed import bf16_is_fast, cpu_name, use_fast_linear, use_fused_layers, use_sdpa
+from llm_from_scratch.engine.trainer import adamw
 
 NAMED_PEAKS = {"H100": {"bf16": 989e12, "tf32": 494.5e12, "fp32": 67e12}, "H200": {"bf16": 989e12, "tf32": 494.5e12, "fp32": 67e12},
                "A100": {"bf16": 312e12, "tf32": 156e12, "fp32": 19.5e12}}  # dense tensor-core peaks from the data sheets
 STEPS = ["baseline", "tf32", "fused AdamW", "oneDNN linear", "bf16 autocast", "SDPA", "compile", "vocab 50304", "batch x4"]
+COMMAND = "llmfs pretrain"   # the last row: the command's own model and options, not one more switch
 
 
 def rss_peak_reset():
@@ -63,8 +70,21 @@ def matmul_peak(device, dtype, n=4096, repeats=5):
     return best
 
 
+def build_command(device, base_state, args):
+    "The model, optimizer and options that `llmfs pretrain --config 124M` trains with (its defaults)."
+    cfg = {**GPT_CONFIG_124M, "context_length": args.context}   # dropout 0.1, as the command
+    torch.manual_seed(123)
+    model = GPTModel(cfg)
+    model.load_state_dict(base_state)
+    model = use_fused_layers(model.to(device))
+    if device.type == "cpu": use_fast_linear(model)   # this machine's kept choice
+    amp = torch.bfloat16 if bf16_is_fast(device) else None
+    return model, adamw(model, lr=4e-4, weight_decay=0.1), amp, args.batch, cfg
+
+
 def build(step, device, base_state, args):
     "The model, optimizer and options of the recipe up to and including `step`."
+    if step == COMMAND: return build_command(device, base_state, args)
     on = set(STEPS[:STEPS.index(step) + 1])
     vocab = 50304 if "vocab 50304" in on else 50257
     cfg = {**GPT_CONFIG_124M, "context_length": args.context, "drop_rate": 0.0, "vocab_size": vocab}
@@ -108,7 +128,7 @@ def main(args):
     data = torch.randint(0, 50257, (args.batch * 4, args.context + 1), generator=g)
     flops = flops_per_token({**GPT_CONFIG_124M}, args.context)["training GFLOPs/token"] * 1e9
     rows, ref = [], None
-    for step in STEPS:
+    for step in STEPS + [COMMAND]:
         if step == "tf32" and device.type != "cuda": rows.append((step, None)); continue
         if step == "oneDNN linear" and device.type != "cpu": rows.append((step, None)); continue
         model, optimizer, amp, batch, cfg = build(step, device, base_state, args)
@@ -134,7 +154,8 @@ def main(args):
     for step, r in rows:
         if r is None: print(f"{step:<16} {'(not on this device)':>30}"); continue
         tok_s, ratio, mem, mfu, which = r
-        print(f"{step:<16} {tok_s:>9,.0f} {ratio:>11.2f}x {tok_s / (previous or tok_s):>11.2f}x {mem:>9,.0f} {mfu:>6.1%} {which:>10}")
+        vs = "" if step == COMMAND else f"{tok_s / (previous or tok_s):>11.2f}x"   # the command's row is no step of the recipe
+        print(f"{step:<16} {tok_s:>9,.0f} {ratio:>11.2f}x {vs:>12} {mem:>9,.0f} {mfu:>6.1%} {which:>10}")
         previous = tok_s
 
     # the losses of fp32 and bf16 training agree
