@@ -2,7 +2,7 @@
 
 The model, optimizer and precision are the command's (engine/07_cli): chapter 4's GPTModel with dropout 0.1, fused
 layer norm and GELU, oneDNN linear layers where this machine's kept measurement says so (`fast_linear_choice`), fused
-AdamW, and bfloat16 autocast where the processor multiplies bfloat16 fast (`bf16_is_fast`; `--precision` forces
+AdamW, and bfloat16 autocast where the processor multiplies bfloat16 fast (`bf16_is_fast`, measured once per machine; `--precision` forces
 either). `torch.profiler` records `--steps` steps after `--warmup` (the engine's `accumulated_step`: forward,
 cross-entropy, backward, optimizer); the table lists the ops with the most self time, their share of all ops' self
 time and the calls per step. `--sdpa` swaps in fused attention first (`use_sdpa`), to compare.

@@ -16,7 +16,8 @@ bonus's on a GPU (batch 8 x 1024). Each row adds one switch to the rows above it
 and, measured in the same process, one row more that adds nothing to the others but builds the model as
 `llmfs pretrain --config 124M` does (engine/07_cli): dropout 0.1 (the config's), fused layer norm and GELU, oneDNN
 linear layers only where this machine's kept measurement says so (`fast_linear_choice`), fused AdamW, and bf16
-autocast only where the processor has fast bf16 (`bf16_is_fast`, the command's `--precision auto`); at the batch above.
+autocast only where the processor multiplies bf16 fast (`bf16_is_fast`: its flags, then one product timed once per
+machine; the command's `--precision auto`); at the batch above.
 
 For each: tokens per second (median of `--steps` steps after `--warmup` steps), the ratios to the baseline and to the
 row above, peak memory (CPU: the process's peak resident memory during those steps, which includes what earlier rows

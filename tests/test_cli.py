@@ -26,13 +26,13 @@ def test_pretrain_writes_a_checkpoint_and_reports_progress(full_run):
 
 
 def test_the_default_precision_is_the_devices_fast_one_and_said(full_run):
-    "--precision auto (the default): bf16 where the CPU's flags name AMX-BF16 or AVX512-BF16, else fp32; the first line says which and why."
-    from llm_from_scratch.engine.speed import bf16_is_fast
+    "--precision auto (the default): bf16 where the CPU has AMX-BF16 or AVX512-BF16 and its kept measurement says bf16 is faster, else fp32; the first line says which and why."
+    from llm_from_scratch.engine.speed import bf16_verdict
     out, r = full_run
-    reason, first = bf16_is_fast("cpu"), r.stdout.splitlines()[0]
-    chosen = "bf16" if reason else "fp32"
-    assert first.endswith(f"in {chosen} (--precision auto: {reason}; --precision fp32 for the book's float32)" if reason else
-                          "in fp32 (--precision auto: this CPU has no fast bfloat16)"), first
+    (fast, why), first = bf16_verdict("cpu"), r.stdout.splitlines()[0]
+    chosen = "bf16" if fast else "fp32"
+    assert first.endswith(f"in {chosen} (--precision auto: {why}; --precision fp32 for the book's float32)" if fast else
+                          f"in fp32 (--precision auto: {why})"), first
     assert torch.load(out / "training_state.pt", weights_only=True)["run"]["precision"] == chosen   # a resume keeps it
     r = llmfs("pretrain", "--resume", out, "--epochs", 2, "--precision", "auto")   # auto with --resume: the run's own, no conflict
     assert r.returncode == 0 and "has already trained 2 epochs" in r.stdout, r.stderr

@@ -53,7 +53,7 @@ from .distributed import (cleanup_distributed, distributed_loader, init_distribu
                                                  parallelize, rank, unwrap_model, world_size)
 from .serve import classify_text, is_loopback, load_named_model, load_served_model, serve
 from .shards import INDEX_FILE, SEPARATOR, Encoded, ShardDataset, encode_joined, prepare_shards, read_index
-from .speed import FastLinear, bf16_is_fast, use_fast_linear, use_fused_layers, use_sdpa
+from .speed import FastLinear, bf16_verdict, use_fast_linear, use_fused_layers, use_sdpa
 from .trainer import TrainingInterrupted, TrainState, adamw, train
 
 # %% ../../nbs/engine/07_cli.ipynb #00aac48d
@@ -455,10 +455,9 @@ def _pretrain(args) -> int:
 def _choose_precision(run:RunSettings, device:torch.device) -> str:
     "Decide `--precision auto` for `device` (bf16 where it multiplies bfloat16 fast, else fp32) in `run`; the words saying why, for the first line."
     if run.precision != "auto": return ""
-    reason = bf16_is_fast(device)
-    run.precision = "bf16" if reason else "fp32"
-    return f" (--precision auto: {reason}; --precision fp32 for the book's float32)" if reason else \
-           f" (--precision auto: {'this CPU has no fast bfloat16' if device.type == 'cpu' else 'no fast bfloat16 here'})"
+    fast, why = bf16_verdict(device)
+    run.precision = "bf16" if fast else "fp32"
+    return f" (--precision auto: {why}; --precision fp32 for the book's float32)" if fast else f" (--precision auto: {why})"
 
 def _pretrain_in_process(args, device:torch.device) -> int:
     "`llmfs pretrain` in this process, one of `world_size()`."
@@ -1062,8 +1061,8 @@ def _pretrain_parser(sub, run_on):
     p.add_argument("--grad-clip", type=float, help="clip the gradients' total norm to this after the warmup (the book: 1.0)")
     p.add_argument("--grad-accum", type=int, help="batches per optimizer step, their gradients averaged (default: 1)")
     p.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], help="autocast the forward pass: bf16 on recent CPUs "
-                   "and GPUs, fp16 with a gradient scaler on CUDA; auto: bf16 where the device multiplies it fast (AMX, AVX512-BF16, "
-                   "a GPU from Ampere on), else fp32, the book's (default: auto; a resumed run keeps its own)")
+                   "and GPUs, fp16 with a gradient scaler on CUDA; auto: bf16 where the device multiplies it fast (a GPU from Ampere on; "
+                   "a CPU with AMX or AVX512-BF16 where one product, timed once per machine, says so), else fp32, the book's (default: auto; a resumed run keeps its own)")
     p.add_argument("--compile", action="store_const", const=True, help="torch.compile the model (a minute to start; faster steps)")
     p.add_argument("--checkpoint-every", type=int, metavar="N", help="also write a checkpoint every N optimizer steps "
                    "(default: after each epoch only)")
