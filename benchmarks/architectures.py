@@ -71,6 +71,10 @@ def family_rows(args, device):
         sizes = {"hidden_size": args.width, "intermediate_size": 3 * args.width, "num_attention_heads": 16, "vocab_size": 32000,
                  "num_hidden_layers": n_layers, "max_position_embeddings": 4096}
         if "layer_types" in settings: sizes["layer_types"] = (settings["layer_types"] * n_layers)[:n_layers]   # the pattern, repeated
+        if family == "deepseek_v3":   # latent attention: one key/value head per query head, its low-rank sizes grown with the width
+            w = args.width
+            sizes.update(num_key_value_heads=16, q_lora_rank=w // 2, kv_lora_rank=w // 4, qk_nope_head_dim=w // 16,
+                         qk_rope_head_dim=w // 32, v_head_dim=w // 16, moe_intermediate_size=w // 2)
         with tempfile.TemporaryDirectory() as folder:
             save_tiny_hub_model(folder, family, **sizes)
             theirs = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).to(device).eval()
