@@ -7,16 +7,18 @@ measured faster on this CPU, else unchanged), and `transformers`' GPT2LMHeadMode
 1. One training step (forward, cross-entropy, backward) at batch 2 x 256 tokens, dropout 0 in all:
    median of `--steps` steps after a warm-up, the models taking turns.
 2. Greedy generation of 200 new tokens from a 10-token prompt: `generate_text_simple` (the book's loop, no cache),
-   `generate_text_simple_cached` (KV cache) for both of our models, and `GPT2LMHeadModel.generate(use_cache=True)`:
+   `generate_text_simple_cached` (KV cache) for both of our models and for the llmfs one with bfloat16 weights (what
+   `generate`, `chat` and `serve` load where this CPU multiplies bfloat16 fast), and `GPT2LMHeadModel.generate(use_cache=True)`:
    median of `--gen-repeats` runs.
 3. The memory-bandwidth limit of batch-1 generation: a cached step reads every weight once (all but the embedding
    tables, of which it reads one row), so tokens/s can be at most (read bandwidth) / (weight bytes). The read
    bandwidth is measured here, as the median speed of summing a 1 GiB tensor; each cached generator's share of the
-   limit is printed.
+   limit is printed, the bfloat16 one's against its own limit (half the bytes).
 
     python benchmarks/model.py [--device cpu|cuda] [--steps 5] [--gen-repeats 5] [--new-tokens 200]
 """
 import argparse
+import copy
 import statistics
 import sys
 import time
@@ -29,7 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from llm_from_scratch.gpt_model import GPT_CONFIG_124M, GPTModel, generate_text_simple, generate_text_simple_cached
-from llm_from_scratch.engine.speed import FastLinear, cpu_name, fast_linear_speedup, use_fast_linear, use_fused_layers
+from llm_from_scratch.engine.speed import FastLinear, bf16_verdict, cpu_name, fast_linear_speedup, use_fast_linear, use_fused_layers
 
 
 def hf_model(cfg, device):
@@ -109,6 +111,7 @@ def main(args):
 
     # 2. generation
     for m in (book, llmfs, theirs): m.eval()
+    llmfs_bf16 = copy.deepcopy(llmfs).bfloat16()   # what generate, chat and serve load where this CPU multiplies bfloat16 fast
     prompt = torch.randint(0, cfg["vocab_size"], (1, 10), generator=g).to(device)
     n, ctx = args.new_tokens, cfg["context_length"]
     gens = {
@@ -116,6 +119,7 @@ def main(args):
         "book, generate_text_simple_cached": lambda: generate_text_simple_cached(book, prompt, n),
         "llmfs, generate_text_simple (no cache)": lambda: generate_text_simple(llmfs, prompt, n, ctx),
         "llmfs, generate_text_simple_cached": lambda: generate_text_simple_cached(llmfs, prompt, n),
+        "llmfs, bf16 weights, cached": lambda: generate_text_simple_cached(llmfs_bf16, prompt, n),
         "transformers generate(use_cache=True)": lambda: theirs.generate(prompt, attention_mask=torch.ones_like(prompt),
             max_new_tokens=n, min_new_tokens=n, do_sample=False, use_cache=True, pad_token_id=0),
     }
@@ -124,7 +128,7 @@ def main(args):
         gtimes = {name: [] for name in gens}
         for _ in range(args.gen_repeats):
             for name, fn in gens.items(): gtimes[name].append(timed(fn, device)[0])
-    ours = [out for name, out in outs.items() if not name.startswith("transformers")]
+    ours = [out for name, out in outs.items() if not name.startswith("transformers") and "bf16" not in name]
     same = all(torch.equal(ours[0], out) for out in ours)
     print(f"\nGreedy generation of {n} tokens from a 10-token prompt (median of {args.gen_repeats} after a warm-up); "
           f"all of ours give the same tokens: {same}")
@@ -132,7 +136,8 @@ def main(args):
     print(f"{'generator':<42} {'s':>7} {'tokens/s':>9} {'vs same model, no cache':>24} {'vs transformers':>16}")
     for name, ts in gtimes.items():
         m = statistics.median(ts)
-        nocache = statistics.median(gtimes[name.replace("_cached", " (no cache)")]) if name.endswith("_cached") else m
+        nocache = statistics.median(gtimes[name.replace("_cached", " (no cache)")]) if name.endswith("_cached") else \
+                  statistics.median(gtimes["llmfs, generate_text_simple (no cache)"]) if "bf16" in name else m
         print(f"{name:<42} {m:>7.2f} {n / m:>9.1f} {nocache / m:>23.2f}x {hf / m:>15.2f}x")
 
     # 3. the bandwidth limit
@@ -143,6 +148,11 @@ def main(args):
     for name in ("book, generate_text_simple_cached", "llmfs, generate_text_simple_cached", "transformers generate(use_cache=True)"):
         speed = n / statistics.median(gtimes[name])
         print(f"{name:<42} {speed:>7.1f} tokens/s = {speed / limit:>4.0%} of the limit")
+    limit16 = bandwidth / weight_bytes_per_token(llmfs_bf16)
+    speed = n / statistics.median(gtimes["llmfs, bf16 weights, cached"])
+    fast, why = bf16_verdict(device)
+    print(f"{'llmfs, bf16 weights, cached':<42} {speed:>7.1f} tokens/s = {speed / limit16:>4.0%} of its limit ({limit16:.1f} tokens/s "
+          f"for {weight_bytes_per_token(llmfs_bf16) / 1e6:.0f} MB); llmfs generates in {'bf16' if fast else 'fp32'} here: {why}")
 
 
 if __name__ == "__main__":

@@ -25,6 +25,13 @@ def one_line_error(r, message):
     assert len(lines) == 1 and "Traceback" not in r.stderr, r.stderr
 
 
+def auto_weights_dtype():
+    "The weights' dtype that `--dtype auto` gives generate, chat and serve on this CPU: bfloat16 where measured fast, else None (the loader's)."
+    import torch
+    from llm_from_scratch.engine.cli import _weights_dtype
+    return _weights_dtype("auto", torch.device("cpu"))
+
+
 def copy_run(src, dst):
     "A copy of the checkpoint folder `src` in `dst` (its files only)."
     for f in src.iterdir(): (dst / f.name).write_bytes(f.read_bytes())

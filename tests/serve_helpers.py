@@ -23,7 +23,8 @@ def ctrl_c_as_in_a_terminal():
 @contextmanager
 def running(*args):
     "`llmfs serve *args --port 0` in its own process: yields its address; Ctrl-C afterwards stops it as it stops every llmfs command."
-    server = subprocess.Popen([*LLMFS, "serve", *map(str, args), "--port", "0", "--no-fast-linear"], stdout=subprocess.PIPE,
+    # float32 weights, as the tests' answers are computed (--dtype auto would take bfloat16 on a CPU that multiplies it fast)
+    server = subprocess.Popen([*LLMFS, "serve", "--dtype", "float32", *map(str, args), "--port", "0", "--no-fast-linear"], stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True, preexec_fn=ctrl_c_as_in_a_terminal)
     try:
         banner = server.stdout.readline()

@@ -128,8 +128,12 @@ def test_dtype_applies_to_a_checkpoint_in_generate_chat_and_serve(full_run, monk
     from llm_from_scratch.engine.serve import load_served_model
     seen = []
     monkeypatch.setattr(cli, "print_stream", lambda model, *a, **k: seen.append(next(model.parameters()).dtype) or "")
-    for dtype, expected in (("bfloat16", torch.bfloat16), ("auto", torch.float32)):
+    for dtype, expected in (("bfloat16", torch.bfloat16), ("float32", torch.float32)):
         assert cli.main(["generate", "--checkpoint", str(full_run[0]), "--prompt", "Every", "--dtype", dtype, "--no-fast-linear"]) == 0
+        assert seen[-1] == expected
+    for fast, expected in ((False, torch.float32), (True, torch.bfloat16)):   # auto: bfloat16 where this CPU multiplies it fast
+        monkeypatch.setattr(cli, "bf16_verdict", lambda device, fast=fast: (fast, "a stand-in measurement"))
+        assert cli.main(["generate", "--checkpoint", str(full_run[0]), "--prompt", "Every", "--no-fast-linear"]) == 0
         assert seen[-1] == expected
     served = load_served_model(full_run[0], dtype=torch.bfloat16)
     assert {p.dtype for p in served.model.parameters()} == {torch.bfloat16}

@@ -8,7 +8,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from llmfs_helpers import FAST, LLMFS, copy_run, llmfs, one_line_error
+from llmfs_helpers import FAST, LLMFS, auto_weights_dtype, copy_run, llmfs, one_line_error
 
 
 def assert_same_weights(a, b):
@@ -104,7 +104,8 @@ def test_appendix_d_options_resume_exactly_after_ctrl_c(full_run, tmp_path):
 
 
 def greedy_continuation(model, prompt, n):
-    "What `llmfs generate --temperature 0` should print after the prompt: the library's greedy tokens, decoded."
+    "What `llmfs generate --temperature 0` should print after the prompt: the library's greedy tokens, decoded, in the weights' dtype of --dtype auto."
+    model = model.to(auto_weights_dtype() or next(model.parameters()).dtype)   # bfloat16 where this CPU multiplies it fast
     from llm_from_scratch.pretraining import generate, text_to_token_ids
     from llm_from_scratch.text_data import get_tokenizer
     tok = get_tokenizer()

@@ -5,7 +5,7 @@ import os
 import pytest
 import torch
 
-from llmfs_helpers import llmfs
+from llmfs_helpers import auto_weights_dtype, llmfs
 from llm_from_scratch.modern_llms import load_pretrained, load_tokenizer, save_tiny_chat_model, stream_reply
 from llm_from_scratch.pretraining import generate
 
@@ -18,7 +18,9 @@ def folders(tmp_path_factory):
     return {t: save_tiny_chat_model(root / t, t) for t in FAMILIES}
 
 
-def reply(folder, messages, max_new_tokens, dtype=None, **options):
+def reply(folder, messages, max_new_tokens, dtype="auto", **options):
+    "The reply of `folder`'s model, computed here in the weights' dtype the command uses (default: --dtype auto's)."
+    dtype = auto_weights_dtype() if dtype == "auto" else dtype
     model, tokenizer = load_pretrained(folder, dtype=dtype), load_tokenizer(folder)
     return "".join(stream_reply(model, tokenizer, messages, max_new_tokens, **options))
 
@@ -28,7 +30,7 @@ def test_generate_continues_the_prompt_greedily(folders, family):
     folder = folders[family]
     r = llmfs("generate", "--model", folder, "--prompt", "Hello world", "--max-new-tokens", 6, "--temperature", 0)
     assert r.returncode == 0, r.stderr
-    model, tokenizer = load_pretrained(folder), load_tokenizer(folder)
+    model, tokenizer = load_pretrained(folder, dtype=auto_weights_dtype()), load_tokenizer(folder)
     ids = tokenizer.encode("Hello world", bos=getattr(tokenizer, "bos_id", None) is not None)   # <bos> first for Llama and Gemma
     new = generate(model, torch.tensor([ids]), 6, model.cfg["context_length"], eos_id=tokenizer.stop_ids)[0, len(ids):]
     assert r.stdout == "Hello world" + tokenizer.decode(new.tolist()) + "\n"

@@ -539,13 +539,19 @@ def _load_adapted(folder:Path, kind:str, device):
 
 _DTYPES = {"auto": None, "float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
-def _as_dtype(model:torch.nn.Module, dtype_name:str) -> torch.nn.Module:
-    "A checkpoint's model in the --dtype asked for (auto: as saved, float32 for the course's checkpoints)."
-    return model if _DTYPES[dtype_name] is None else model.to(_DTYPES[dtype_name])
+def _weights_dtype(dtype_name:str, device:torch.device) -> torch.dtype|None:
+    "The weights' dtype for --dtype; auto: bfloat16 on a CPU that multiplies it fast (`bf16_verdict`, measured once), else None (the loader's own)."
+    if dtype_name != "auto": return _DTYPES[dtype_name]
+    return torch.bfloat16 if device.type == "cpu" and bf16_verdict(device)[0] else None   # half the bytes that every token reads
+
+def _as_dtype(model:torch.nn.Module, dtype_name:str, device:torch.device) -> torch.nn.Module:
+    "A checkpoint's model in the --dtype asked for (auto: `_weights_dtype`'s choice, else as saved: float32 for the course's checkpoints)."
+    dtype = _weights_dtype(dtype_name, device)
+    return model if dtype is None else model.to(dtype)
 
 def _load_named_model(name:str, device:torch.device, dtype_name:str="auto"):
     "`--model`: the server's `load_named_model` (GPT-2, Llama 3, Qwen3 or Gemma 3), a bad name in one line."
-    try: return load_named_model(name, device, _DTYPES[dtype_name])
+    try: return load_named_model(name, device, _weights_dtype(dtype_name, device))
     except ValueError as e: raise CLIError(f"--model {name}: {e}") from None
 
 def _generate(args) -> int:
@@ -556,7 +562,7 @@ def _generate(args) -> int:
     _check_sampling(args)
     if args.checkpoint:
         model = (_load_adapted(Path(args.checkpoint), "", device) or (load_model(args.checkpoint, device),))[0]
-        model, tokenizer = _as_dtype(model, args.dtype), get_tokenizer()
+        model, tokenizer = _as_dtype(model, args.dtype, device), get_tokenizer()
     else: model, tokenizer = _load_named_model(args.model, device, args.dtype)
     _speed_up(model, device, args.fast_linear)
     if args.seed is not None: torch.manual_seed(args.seed)
@@ -873,7 +879,7 @@ def _chat(args) -> int:
     if args.model: return _chat_model(args, device)
     if args.system or args.thinking: raise CLIError("--system and --thinking are for chat models (--model); a --checkpoint uses the Alpaca format")
     model, info = _load_adapted(Path(args.checkpoint), "instruct", device) or load_instruct_model(args.checkpoint, device)
-    _speed_up(_as_dtype(model, args.dtype), device, args.fast_linear)
+    _speed_up(_as_dtype(model, args.dtype, device), device, args.fast_linear)
     tokenizer, ctx = get_tokenizer(), model.cfg["context_length"]
     if args.seed is not None: torch.manual_seed(args.seed)
     def answer(message:str):
@@ -987,7 +993,7 @@ def _serve(args) -> int:
     if args.max_tokens_limit < 1: raise CLIError(f"--max-tokens-limit must be at least 1, not {args.max_tokens_limit}")
     if not 0 <= args.port <= 65535: raise CLIError(f"--port must be from 0 (any free port) to 65535, not {args.port}")
     device = _device(args.device)
-    try: served = load_served_model(args.checkpoint, args.model, device, _DTYPES[args.dtype], args.name)
+    try: served = load_served_model(args.checkpoint, args.model, device, _weights_dtype(args.dtype, device), args.name)
     except CheckpointError: raise
     except ValueError as e: raise CLIError(f"--model {args.model}: {e}") from None
     _speed_up(served.model, device, args.fast_linear)
@@ -1003,8 +1009,9 @@ OPTIONS = {  # the options several commands take, each declared once: its flags 
     "device": (["--device"], dict(default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")),
     "fast_linear": (["--no-fast-linear"], dict(dest="fast_linear", action="store_false",
                     help="on a CPU, keep PyTorch's own linear layers (default: oneDNN's where measured faster)")),
-    "dtype": (["--dtype"], dict(choices=list(_DTYPES), default="auto", help="the weights' dtype (default: auto: a --model's "
-              "bfloat16 on GPUs and float32 on CPUs, GPT-2 float32; a --checkpoint as saved)")),
+    "dtype": (["--dtype"], dict(choices=list(_DTYPES), default="auto", help="the weights' dtype (default: auto: bfloat16 on a CPU "
+              "that multiplies it fast, measured once per machine; elsewhere a --model's bfloat16 on GPUs and float32 on CPUs, GPT-2 "
+              "float32, a --checkpoint as saved)")),
     "temperature": (["--temperature"], dict(type=float, help="sampling temperature; 0 is greedy (default: %(default)s)")),
     "top_k": (["--top-k"], dict(type=int, help="sample among the K most likely tokens (default: %(default)s)")),
     "seed": (["--seed"], dict(type=int, help="random seed, for reproducible results (default: %(default)s)")),
