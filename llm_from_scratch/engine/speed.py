@@ -136,16 +136,24 @@ def fast_linear_speedup(repeats:int=7) -> float:
     if repeats not in _speedups: _speedups[repeats] = _measure_speedup(repeats)
     return _speedups[repeats]
 
+def _speedup_of(reference, candidate, repeats:int) -> float:
+    "How many times faster `candidate()` runs than `reference()`: each warmed up, then timed `repeats` times, alternating; the ratio of their medians."
+    reference(); candidate()
+    ref, new = [], []
+    for _ in range(repeats):  # alternate, so that a busy moment hurts both alike
+        ref.append(_median_seconds(reference, 1)); new.append(_median_seconds(candidate, 1))
+    return statistics.median(ref) / statistics.median(new)
+
+def _ffn_product() -> tuple[torch.Tensor, torch.Tensor]:
+    "The input and weight of a GPT-2 feed-forward product (512 tokens, 768 -> 3072), from their own random numbers."
+    g = torch.Generator().manual_seed(0)  # measuring never changes a seeded run
+    return torch.randn(512, 768, generator=g), torch.randn(3072, 768, generator=g)
+
 def _measure_speedup(repeats:int) -> float:
     "Time F.linear (MKL) and oneDNN on a 512x768x3072 product, alternating; the ratio of their medians."
     if not onednn_linear_available(): return 0.0
-    g = torch.Generator().manual_seed(0)  # its own random numbers: measuring never changes a seeded run
-    x, w = torch.randn(512, 768, generator=g), torch.randn(3072, 768, generator=g)
-    _onednn_mm(x, w); F.linear(x, w)  # warm up both
-    mkl, dnn = [], []
-    for _ in range(repeats):  # alternate, so that a busy moment hurts both alike
-        mkl.append(_median_seconds(lambda: F.linear(x, w), 1)); dnn.append(_median_seconds(lambda: _onednn_mm(x, w), 1))
-    return statistics.median(mkl) / statistics.median(dnn)
+    x, w = _ffn_product()
+    return _speedup_of(lambda: F.linear(x, w), lambda: _onednn_mm(x, w), repeats)
 
 def use_fast_linear(
     model:nn.Module, # e.g. a GPTModel; changed in place
@@ -222,14 +230,9 @@ def bf16_speedup(repeats:int=7) -> float:
 
 def _measure_bf16(repeats:int) -> float:
     "Time F.linear on a 512x768x3072 product in float32 and in bfloat16, alternating; the ratio of their medians."
-    g = torch.Generator().manual_seed(0)  # its own random numbers: measuring never changes a seeded run
-    x, w = torch.randn(512, 768, generator=g), torch.randn(3072, 768, generator=g)
+    x, w = _ffn_product()
     xb, wb = x.bfloat16(), w.bfloat16()
-    F.linear(x, w); F.linear(xb, wb)  # warm up both
-    fp32, bf16 = [], []
-    for _ in range(repeats):
-        fp32.append(_median_seconds(lambda: F.linear(x, w), 1)); bf16.append(_median_seconds(lambda: F.linear(xb, wb), 1))
-    return statistics.median(fp32) / statistics.median(bf16)
+    return _speedup_of(lambda: F.linear(x, w), lambda: F.linear(xb, wb), repeats)
 
 def bf16_verdict(device:torch.device|str, # where the model runs
                  flags:set[str]|None=None, # the CPU's flags (default: `cpu_flags()`)
