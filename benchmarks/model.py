@@ -1,8 +1,9 @@
 """GPTModel against transformers' GPT2LMHeadModel, side by side in one process, 124M config, random weights.
 
 Three models with the same weights: the book's GPTModel as chapter 4 builds it (`nn.Linear`, PyTorch's default CPU
-matrix library), the same model as `llmfs` runs it (`use_fast_linear`, nbs/engine/03_speed: oneDNN linear layers where
-measured faster on this CPU, else unchanged), and `transformers`' GPT2LMHeadModel.
+matrix library), the same model as `llmfs` runs it (nbs/engine/03_speed: fused layer norm and GELU, oneDNN linear
+layers where measured faster on this CPU, and the output head fused with the loss, `use_fused_loss`, trained through
+`lm_loss`), and `transformers`' GPT2LMHeadModel.
 
 1. One training step (forward, cross-entropy, backward) at batch 2 x 256 tokens, dropout 0 in all:
    median of `--steps` steps after a warm-up, the models taking turns.
@@ -31,7 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from llm_from_scratch.gpt_model import GPT_CONFIG_124M, GPTModel, generate_text_simple, generate_text_simple_cached
-from llm_from_scratch.engine.speed import FastLinear, bf16_verdict, cpu_name, fast_linear_speedup, use_fast_linear, use_fused_layers
+from llm_from_scratch.engine.speed import FastLinear, bf16_verdict, cpu_name, fast_linear_speedup, lm_loss, use_fast_linear, use_fused_layers, use_fused_loss
 
 
 def hf_model(cfg, device):
@@ -50,10 +51,9 @@ def timed(fn, device):
     return time.perf_counter() - t, out
 
 
-def train_step(model, inputs, targets, logits_of):
+def train_step(model, inputs, targets, loss_of):
     model.zero_grad(set_to_none=True)
-    logits = logits_of(model, inputs)
-    loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten())
+    loss = loss_of(model, inputs, targets)
     loss.backward()
     return loss.item()
 
@@ -82,6 +82,7 @@ def main(args):
     use_fused_layers(llmfs)   # what llmfs does: fused layer norm and GELU ...
     if device.type == "cpu": use_fast_linear(llmfs)   # ... and oneDNN linear layers on a CPU
     fast = type(llmfs.out_head) is FastLinear
+    use_fused_loss(llmfs)   # ... and the output head fused with its loss
     theirs = hf_model(cfg, device)
     name = torch.cuda.get_device_name() if device.type == "cuda" else cpu_name()
     print(f"torch {torch.__version__}, {device}: {name}, {torch.get_num_threads()} threads")
@@ -94,14 +95,14 @@ def main(args):
     g = torch.Generator().manual_seed(0)
     data = torch.randint(0, cfg["vocab_size"], (2, args.seq_len + 1), generator=g).to(device)
     inputs, targets = data[:, :-1], data[:, 1:]
-    plain = lambda m, x: m(x)
-    runs = {"book GPTModel (nn.Linear)": (book, plain), "llmfs GPTModel (use_fast_linear)": (llmfs, plain),
-            "transformers GPT2LMHeadModel": (theirs, lambda m, x: m(x).logits)}
-    losses = {name: train_step(model, inputs, targets, logits_of) for name, (model, logits_of) in runs.items()}  # warm-up
+    plain = lambda m, x, y: F.cross_entropy(m(x).flatten(0, 1), y.flatten())
+    runs = {"book GPTModel (nn.Linear)": (book, plain), "llmfs GPTModel (as llmfs runs it)": (llmfs, lambda m, x, y: lm_loss(x, y, m, device)),
+            "transformers GPT2LMHeadModel": (theirs, lambda m, x, y: F.cross_entropy(m(x).logits.flatten(0, 1), y.flatten()))}
+    losses = {name: train_step(model, inputs, targets, loss_of) for name, (model, loss_of) in runs.items()}  # warm-up
     times = {name: [] for name in runs}
     for _ in range(args.steps):   # interleaved, so that all see the same machine load
-        for name, (model, logits_of) in runs.items():
-            times[name].append(timed(lambda: train_step(model, inputs, targets, logits_of), device)[0])
+        for name, (model, loss_of) in runs.items():
+            times[name].append(timed(lambda: train_step(model, inputs, targets, loss_of), device)[0])
     ref = statistics.median(times["transformers GPT2LMHeadModel"])
     print(f"Training step, batch 2 x {args.seq_len} tokens (median of {args.steps} after a warm-up)")
     print(f"{'model':<34} {'loss':>8} {'s/step':>8} {'tokens/s':>9} {'vs transformers':>16}")

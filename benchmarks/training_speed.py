@@ -6,6 +6,9 @@ bonus's on a GPU (batch 8 x 1024). Each row adds one switch to the rows above it
   baseline      the book's GPTModel and torch.optim.AdamW, float32
   tf32          TF32 matrix products (GPUs from Ampere on; nothing to switch on a CPU)
   fused AdamW   one kernel updates all the weights
+  fused layers  chapter 4's layer norm and GELU as PyTorch's fused kernels (`use_fused_layers`)
+  fused loss    the output head and the cross-entropy a chunk of tokens at a time, every gradient in the forward
+                pass (`use_fused_loss`): no logits of the whole batch, no zero-filled gradient of them
   oneDNN linear the fast CPU linear layers of nbs/engine/03_speed (`use_fast_linear`; CPUs only)
   bf16 autocast the forward pass in bfloat16 (GPUs, and CPUs with AVX512-BF16 or AMX)
   SDPA          attention in one fused kernel (`use_sdpa`; FlashAttention on GPUs)
@@ -15,7 +18,7 @@ bonus's on a GPU (batch 8 x 1024). Each row adds one switch to the rows above it
 
 and, measured in the same process, one row more that adds nothing to the others but builds the model as
 `llmfs pretrain --config 124M` does (engine/07_cli): dropout 0.1 (the config's), fused layer norm and GELU, oneDNN
-linear layers only where this machine's kept measurement says so (`fast_linear_choice`), fused AdamW, and bf16
+linear layers only where this machine's kept measurement says so (`fast_linear_choice`), the fused loss, fused AdamW, and bf16
 autocast only where the processor multiplies bf16 fast (`bf16_is_fast`: its flags, then one product timed once per
 machine; the command's `--precision auto`); at the batch above.
 
@@ -41,12 +44,12 @@ import torch
 
 from llm_from_scratch.gpt_model import GPT_CONFIG_124M, GPTModel, flops_per_token
 from llm_from_scratch.engine.trainer import accumulated_step, new_train_state
-from llm_from_scratch.engine.speed import bf16_is_fast, cpu_name, use_fast_linear, use_fused_layers, use_sdpa
+from llm_from_scratch.engine.speed import bf16_is_fast, cpu_name, use_fast_linear, use_fused_layers, use_fused_loss, use_sdpa
 from llm_from_scratch.engine.trainer import adamw
 
 NAMED_PEAKS = {"H100": {"bf16": 989e12, "tf32": 494.5e12, "fp32": 67e12}, "H200": {"bf16": 989e12, "tf32": 494.5e12, "fp32": 67e12},
                "A100": {"bf16": 312e12, "tf32": 156e12, "fp32": 19.5e12}}  # dense tensor-core peaks from the data sheets
-STEPS = ["baseline", "tf32", "fused AdamW", "oneDNN linear", "bf16 autocast", "SDPA", "compile", "vocab 50304", "batch x4"]
+STEPS = ["baseline", "tf32", "fused AdamW", "fused layers", "fused loss", "oneDNN linear", "bf16 autocast", "SDPA", "compile", "vocab 50304", "batch x4"]
 COMMAND = "llmfs pretrain"   # the last row: the command's own model and options, not one more switch
 
 
@@ -79,6 +82,7 @@ def build_command(device, base_state, args):
     model.load_state_dict(base_state)
     model = use_fused_layers(model.to(device))
     if device.type == "cpu": use_fast_linear(model)   # this machine's kept choice
+    use_fused_loss(model)
     amp = torch.bfloat16 if bf16_is_fast(device) else None
     return model, adamw(model, lr=4e-4, weight_decay=0.1), amp, args.batch, cfg
 
@@ -98,7 +102,9 @@ def build(step, device, base_state, args):
     model.load_state_dict(state)
     model.to(device)
     if device.type == "cuda": torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = "tf32" in on
+    if "fused layers" in on: use_fused_layers(model)
     if "oneDNN linear" in on and device.type == "cpu": use_fast_linear(model, force=True)
+    if "fused loss" in on: use_fused_loss(model)
     if "SDPA" in on: use_sdpa(model)
     optimizer = torch.optim.AdamW(model.parameters(), lr=4e-4, weight_decay=0.1, fused="fused AdamW" in on or None)
     if "compile" in on: model = torch.compile(model)

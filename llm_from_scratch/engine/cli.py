@@ -53,7 +53,7 @@ from .distributed import (cleanup_distributed, distributed_loader, init_distribu
                                                  parallelize, rank, unwrap_model, world_size)
 from .serve import classify_text, is_loopback, load_named_model, load_served_model, serve
 from .shards import INDEX_FILE, SEPARATOR, Encoded, ShardDataset, encode_joined, prepare_shards, read_index
-from .speed import FastLinear, bf16_verdict, use_fast_linear, use_fused_layers, use_sdpa
+from .speed import FastLinear, bf16_verdict, use_fast_linear, use_fused_layers, use_fused_loss, use_sdpa
 from .trainer import TrainingInterrupted, TrainState, adamw, train
 
 # %% ../../nbs/engine/07_cli.ipynb #00aac48d
@@ -498,6 +498,7 @@ def _pretrain_in_process(args, device:torch.device) -> int:
         measure = args.fast_linear and world == 1  # (measured in each process, the processes could choose differently)
         use_fast_linear(model, force=run.fast_linear if saved is not None else (None if measure else False))
     run.fast_linear = type(model.out_head) is FastLinear
+    if not args.fsdp: use_fused_loss(model)  # the output head and the cross-entropy a chunk of tokens at a time (engine/03_speed)
     run.gpu_recipe = (saved is None if run.gpu_recipe is None else run.gpu_recipe) and device.type == "cuda"  # kept by a resume (older runs: off)
     if run.gpu_recipe:  # notebook 07's speed recipe on GPUs: fused attention, and TF32 products for float32 runs
         use_sdpa(model); torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
@@ -784,6 +785,7 @@ def _finetune_instruct(args) -> int:
     _speed_up(model, device, args.fast_linear)
     torch.manual_seed(args.seed)
     if args.lora_rank: _add_lora(model, args)
+    use_fused_loss(model)  # (a head with adapters keeps its own forward)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=args.lr, weight_decay=0.1)
     print(f"Finetuning {base} on {len(train_loader) * args.batch_size} instructions"
           f"{' (the loss counts the responses only)' if args.mask_instructions else ''}"

@@ -21,8 +21,9 @@ import torch.nn as nn
 from tqdm.auto import tqdm
 
 from ..gpt_model import GPTModel, generate_text_simple_cached
-from ..pretraining import CheckpointError, NonFiniteLossError, calc_loss_batch, evaluate_model, text_to_token_ids, token_ids_to_text
+from ..pretraining import CheckpointError, NonFiniteLossError, evaluate_model, text_to_token_ids, token_ids_to_text
 from .checkpoints import save_checkpoint
+from .speed import lm_loss
 from .distributed import ResumableDistributedSampler, all_ranks_agree, gather_objects, is_sharded, mean_across_ranks, rank, unwrap_model, world_size
 
 # %% ../../nbs/engine/01_trainer.ipynb #c47745b8
@@ -141,7 +142,8 @@ def accumulated_step(
     for i, (input_batch, target_batch) in enumerate(batches):
         with _no_gradient_sync(model) if i < len(batches) - 1 else contextlib.nullcontext():  # processes exchange gradients once a step
             with torch.autocast(torch.device(device).type, dtype=amp_dtype) if amp_dtype is not None else contextlib.nullcontext():
-                loss = calc_loss_batch(input_batch, target_batch, model, device) / len(batches)  # the average over the micro-batches
+                loss = lm_loss(input_batch, target_batch, model, device) / len(batches)  # the average over the micro-batches
+                # (lm_loss: calc_loss_batch, or the same loss fused with the output head, engine/03_speed)
             if not many and not torch.isfinite(loss): _non_finite(loss * len(batches), state)
             (loss if scaler is None else scaler.scale(loss)).backward()  # gradients add up across micro-batches
         total = total + loss.detach()
