@@ -1,13 +1,14 @@
 """Where one training step of GPT-2 124M goes, op by op, as `llmfs pretrain --config 124M` builds the model.
 
 The model, optimizer and precision are the command's (engine/07_cli): chapter 4's GPTModel with dropout 0.1, fused
-layer norm and GELU, oneDNN linear layers where this machine's kept measurement says so (`fast_linear_choice`), fused
-AdamW, and bfloat16 autocast where the processor multiplies bfloat16 fast (`bf16_is_fast`, measured once per machine; `--precision` forces
+layer norm and GELU, oneDNN linear layers where this machine's kept measurement says so (`fast_linear_choice`), the
+output head fused with its cross-entropy (`use_fused_loss`; `--plain-loss` for chapter 5's logits and
+`F.cross_entropy`, to compare), fused AdamW, and bfloat16 autocast where the processor multiplies bfloat16 fast (`bf16_is_fast`, measured once per machine; `--precision` forces
 either). `torch.profiler` records `--steps` steps after `--warmup` (the engine's `accumulated_step`: forward,
 cross-entropy, backward, optimizer); the table lists the ops with the most self time, their share of all ops' self
 time and the calls per step. `--sdpa` swaps in fused attention first (`use_sdpa`), to compare.
 
-    python benchmarks/profile_step.py [--precision auto|fp32|bf16] [--steps 3] [--batch 2] [--context 256] [--sdpa] [--top 15]
+    python benchmarks/profile_step.py [--precision auto|fp32|bf16] [--steps 3] [--batch 2] [--context 256] [--sdpa] [--plain-loss] [--top 15]
 """
 import argparse
 import sys
@@ -21,7 +22,7 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 from llm_from_scratch.gpt_model import GPT_CONFIG_124M, GPTModel, flops_per_token
-from llm_from_scratch.engine.speed import FastLinear, bf16_is_fast, cpu_name, use_fast_linear, use_fused_layers, use_sdpa
+from llm_from_scratch.engine.speed import FastLinear, bf16_is_fast, cpu_name, use_fast_linear, use_fused_layers, use_fused_loss, use_sdpa
 from llm_from_scratch.engine.trainer import accumulated_step, adamw, new_train_state
 
 
@@ -33,6 +34,8 @@ def main(args):
     model = use_fused_layers(GPTModel(cfg).to(device))
     if device.type == "cpu": use_fast_linear(model)
     if args.sdpa: use_sdpa(model)
+    fast = type(model.out_head) is FastLinear
+    if not args.plain_loss: use_fused_loss(model)
     optimizer = adamw(model, lr=4e-4)
     amp = torch.bfloat16 if precision == "bf16" else None
     data = torch.randint(0, 50257, (args.batch, args.context + 1), generator=torch.Generator().manual_seed(0))
@@ -50,7 +53,7 @@ def main(args):
     flops = flops_per_token(GPT_CONFIG_124M, args.context)["training GFLOPs/token"] * 1e9 * tokens
     print(f"torch {torch.__version__}, {device}: {name}, {torch.get_num_threads()} threads")
     print(f"GPT-2 124M as llmfs pretrain builds it: dropout {cfg['drop_rate']}, fused layer norm and GELU, "
-          f"{'oneDNN' if type(model.out_head) is FastLinear else 'PyTorch'} linear layers, fused AdamW, {precision}"
+          f"{'oneDNN' if fast else 'PyTorch'} linear layers, {'plain' if args.plain_loss else 'fused'} loss, fused AdamW, {precision}"
           f"{', SDPA' if args.sdpa else ''}; batch {args.batch} x {args.context}")
     print(f"{seconds:.3f} s per step under the profiler = {tokens / seconds:,.0f} tokens/s = {flops / seconds / 1e9:,.0f} GFLOP/s "
           f"(6N plus attention per token)\n")
@@ -74,5 +77,6 @@ if __name__ == "__main__":
     p.add_argument("--batch", type=int, default=2)
     p.add_argument("--context", type=int, default=256)
     p.add_argument("--sdpa", action="store_true", help="fused attention (use_sdpa) first")
+    p.add_argument("--plain-loss", action="store_true", help="chapter 5's logits and F.cross_entropy instead of the fused loss")
     p.add_argument("--top", type=int, default=15)
     main(p.parse_args())

@@ -303,10 +303,9 @@ class _LinearCrossEntropy(torch.autograd.Function):
             lse = torch.logsumexp(logits, dim=-1)
             total += ((lse - logits.gather(1, t).squeeze(1)) * ok).sum()
             if not (want_h or want_w or want_b): continue
-            weights = ok.float() / count   # each counted token's share of the mean
             g = logits.sub_(lse[:, None]).exp_()                    # softmax, in place ...
             g.scatter_add_(1, t, -ok[:, None].float())              # ... minus the one-hot target ...
-            g.mul_(weights[:, None])                                # ... over the number of tokens
+            g.mul_(ok[:, None])                                     # ... for counted tokens (the mean's 1/count: in backward)
             gd = g.to(dtype)
             if want_h:
                 if dtype == hidden.dtype: torch.mm(gd, w, out=grad_h[s:s + chunk])
@@ -316,14 +315,15 @@ class _LinearCrossEntropy(torch.autograd.Function):
                 elif dtype == weight.dtype: grad_w.addmm_(gd.t(), h)
                 else: grad_w += (gd.t() @ h).to(weight.dtype)
             if want_b: grad_b = g.sum(0) if grad_b is None else grad_b + g.sum(0)
-        ctx.grads = (grad_h, grad_w, None if grad_b is None else grad_b.to(bias.dtype))
+        ctx.grads, ctx.count = (grad_h, grad_w, None if grad_b is None else grad_b.to(bias.dtype)), count
         return total / count   # nan where no target counts, as F.cross_entropy
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad):
         grads, ctx.grads = ctx.grads, None
-        return (*(None if g is None else g.mul_(grad) for g in grads), None, None, None, None)
+        scale = grad / ctx.count   # (so that float16's products never see gradients as small as 1/count)
+        return (*(None if g is None else g.mul_(scale) for g in grads), None, None, None, None)
 
 def linear_cross_entropy(hidden:torch.Tensor, # (..., emb_dim): the hidden states the output head reads
                          weight:torch.Tensor, # the head's weight, (vocab_size, emb_dim)
