@@ -452,12 +452,16 @@ def _pretrain(args) -> int:
             return _pretrain_in_process(args, device)  # (rank 0 alone prints)
     finally: cleanup_distributed()  # on every way out, Ctrl-C and errors included
 
-def _choose_precision(run:RunSettings, device:torch.device) -> str:
-    "Decide `--precision auto` for `device` (bf16 where it multiplies bfloat16 fast, else fp32) in `run`; the words saying why, for the first line."
-    if run.precision != "auto": return ""
+def _decide_precision(asked:str, device:torch.device) -> tuple[str, str]:
+    "The precision --precision `asked` trains in on `device` (auto: bf16 where it multiplies bfloat16 fast, else fp32), and for auto the words saying why, for the first line."
+    if asked != "auto": return asked, ""
     fast, why = bf16_verdict(device)
-    run.precision = "bf16" if fast else "fp32"
-    return f" (--precision auto: {why}; --precision fp32 for the book's float32)" if fast else f" (--precision auto: {why})"
+    return ("bf16", f" (--precision auto: {why}; --precision fp32 for the book's float32)") if fast else ("fp32", f" (--precision auto: {why})")
+
+def _choose_precision(run:RunSettings, device:torch.device) -> str:
+    "Decide `run`'s `--precision auto` for `device` (`_decide_precision`); the words saying why, for the first line."
+    run.precision, why = _decide_precision(run.precision, device)
+    return why
 
 def _pretrain_in_process(args, device:torch.device) -> int:
     "`llmfs pretrain` in this process, one of `world_size()`."
@@ -664,7 +668,7 @@ def _classifier_data(args, context_length:int, tokenizer, work:Path):
     return sets, names, sets[0].max_length
 
 def _start_finetuning(args):
-    "Check the options the finetuning commands share, then load the model to finetune: (device, out, model, base name)."
+    "Check the options the finetuning commands share, then load the model to finetune: (device, out, model, base name, precision, why)."
     for name in ("epochs", "batch_size"):
         if getattr(args, name) < 1: raise CLIError(f"--{name.replace('_', '-')} must be at least 1, not {getattr(args, name)}")
     if not 0 < args.lr < math.inf: raise CLIError(f"--lr must be a positive number, not {args.lr}")
@@ -673,14 +677,29 @@ def _start_finetuning(args):
     _check_seed(args.seed)
     device, out = _device(args.device), Path(args.out)
     _check_out(out, continuing=False, overwrite=args.overwrite, resumable=False)
+    precision, why = _finetuning_precision(args, device)
     if args.checkpoint:
         arch = load_arch_config(args.checkpoint)[0]
         if arch != "gpt2": raise CLIError(f"--checkpoint {args.checkpoint} holds a {ARCH_NAMES[arch]} model (llmfs pretrain --arch {arch}): "
                                           "the finetuning commands finetune GPT-2 models, as the book's chapters 6 and 7")
-        return device, out, load_model(args.checkpoint, device), str(args.checkpoint)
-    try: return device, out, load_gpt2(args.model, device), args.model
+        return device, out, load_model(args.checkpoint, device), str(args.checkpoint), precision, why
+    try: return device, out, load_gpt2(args.model, device), args.model, precision, why
     except CheckpointError: raise
     except ValueError as e: raise CLIError(f"--model {args.model}: {e}") from None
+
+def _finetuning_precision(args, device:torch.device) -> tuple[str, str]:
+    "The precision a finetuning command trains in (--precision: fp32 or bf16, auto decided as `llmfs pretrain` decides it), and why."
+    precision, why = _decide_precision(args.precision, device)
+    if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise CLIError("--precision bf16: this GPU has no bfloat16; use fp32")
+    return precision, why
+
+def _autocast(precision:str, device:torch.device):
+    "A whole training loop's forward passes in `precision`: autocast to bfloat16 for bf16 (the weights and their updates stay float32); fp32 as they are."
+    if precision != "bf16": return contextlib.nullcontext()
+    # autocast keeps each weight's bfloat16 copy until the context exits: around a whole loop, every step would
+    # reuse the copies of the first (the updates unseen). cache_enabled=False casts the weights anew in each forward pass.
+    return torch.autocast(device.type, dtype=torch.bfloat16, cache_enabled=False)
 
 def _check_lora_args(args):
     "--lora-rank and --lora-alpha: positive, and --lora-alpha only with a rank."
@@ -697,7 +716,7 @@ def _add_lora(model, args):
 
 def _finetune_classifier(args) -> int:
     "The `llmfs finetune-classifier` command: chapter 6's finetuning, with the book's settings as defaults."
-    device, out, model, base = _start_finetuning(args)
+    device, out, model, base, precision, why = _start_finetuning(args)
     with tempfile.TemporaryDirectory() as work:
         (train_set, val_set, test_set), names, max_length = _classifier_data(args, model.cfg["context_length"], get_tokenizer(), Path(work))
     torch.manual_seed(args.seed)
@@ -707,11 +726,12 @@ def _finetune_classifier(args) -> int:
     if args.lora_rank: _add_lora(model, args)  # appendix E: the head set first, everything frozen, adapters on every linear layer
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=args.lr, weight_decay=0.1)
     what = f"LoRA rank {args.lora_rank}, alpha {args.lora_alpha}" if args.lora_rank else f"{args.trainable} and the new head"
-    print(f"Finetuning {base} ({what}) on {len(train_set)} texts, labels {names}", flush=True)
+    print(f"Finetuning {base} ({what}) on {len(train_set)} texts, labels {names}, in {precision}{why}", flush=True)
     torch.manual_seed(args.seed)
     try:
-        train_losses, val_losses, train_accs, val_accs, seen = train_classifier(
-            model, train_set, val_set, optimizer, device, args.epochs, eval_freq=50, eval_iter=5, batch_size=args.batch_size)
+        with _autocast(precision, device):  # the book's loop has no precision option: autocast around it (its evaluations too)
+            train_losses, val_losses, train_accs, val_accs, seen = train_classifier(
+                model, train_set, val_set, optimizer, device, args.epochs, eval_freq=50, eval_iter=5, batch_size=args.batch_size)
         _refuse_non_finite(model)
     except NonFiniteLossError as e:
         print(f"llmfs: error: {e} Nothing was written.", file=sys.stderr)
@@ -778,7 +798,7 @@ def _answer_test_set(model, test_data:list, tokenizer, device, args, out:Path):
 def _finetune_instruct(args) -> int:
     "The `llmfs finetune-instruct` command: chapter 7's finetuning, with the book's settings as defaults."
     if args.max_new_tokens < 1: raise CLIError(f"--max-new-tokens must be at least 1, not {args.max_new_tokens}")
-    device, out, model, base = _start_finetuning(args)
+    device, out, model, base, precision, why = _start_finetuning(args)
     tokenizer = get_tokenizer()
     (train_loader, val_loader), test_data = _instruction_data(args, model.cfg["context_length"], tokenizer)
     set_drop_rate(model, args.drop_rate)
@@ -789,9 +809,10 @@ def _finetune_instruct(args) -> int:
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=args.lr, weight_decay=0.1)
     print(f"Finetuning {base} on {len(train_loader) * args.batch_size} instructions"
           f"{' (the loss counts the responses only)' if args.mask_instructions else ''}"
-          f"{f', LoRA rank {args.lora_rank}, alpha {args.lora_alpha}' if args.lora_rank else ''}", flush=True)
+          f"{f', LoRA rank {args.lora_rank}, alpha {args.lora_alpha}' if args.lora_rank else ''}, in {precision}{why}", flush=True)
     try:
-        state = train(model, train_loader, val_loader, optimizer, device, args.epochs, eval_freq=5, eval_iter=5, progress=True, log=log)
+        state = train(model, train_loader, val_loader, optimizer, device, args.epochs, eval_freq=5, eval_iter=5, progress=True, log=log,
+                      precision=precision)
         _refuse_non_finite(model)   # (a step whose loss was finite may still have left nan weights)
     except NonFiniteLossError as e:
         print(f"llmfs: error: {e} Nothing was written.", file=sys.stderr)
@@ -957,19 +978,22 @@ def _dpo(args) -> int:
     _check_seed(args.seed)
     device, out = _device(args.device), Path(args.out)
     _check_out(out, continuing=False, overwrite=args.overwrite, resumable=False)
+    precision, why = _finetuning_precision(args, device)
     adapted = _load_adapted(Path(args.checkpoint), "instruct", device)
     if adapted: merge_lora(adapted[0])  # the adapters folded in: DPO trains the whole model
     model, info = adapted or load_instruct_model(args.checkpoint, device)
     for p in model.parameters(): p.requires_grad = True
     _speed_up(model, device, args.fast_linear)
     tokenizer = get_tokenizer()
-    print(f"Reference log-probabilities of {args.checkpoint}", flush=True)
-    (train_loader, val_loader), test_data = _preference_loaders(args, model, tokenizer, device)
+    print(f"Reference log-probabilities of {args.checkpoint}, then DPO, in {precision}{why}", flush=True)
+    with _autocast(precision, device):  # the reference's log-probabilities in the precision the policy's are: equal at the start
+        (train_loader, val_loader), test_data = _preference_loaders(args, model, tokenizer, device)
     torch.manual_seed(args.seed)
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01)
     print(f"DPO on {len(train_loader) * args.batch_size} preference pairs, beta {args.beta}", flush=True)
     try:
-        tracking = train_dpo(model, train_loader, val_loader, optimizer, args.epochs, args.beta, args.eval_freq, args.eval_iter, log=log)
+        with _autocast(precision, device):  # the book's loop has no precision option: autocast around it
+            tracking = train_dpo(model, train_loader, val_loader, optimizer, args.epochs, args.beta, args.eval_freq, args.eval_iter, log=log)
         _refuse_non_finite(model)
     except NonFiniteLossError as e:
         print(f"llmfs: error: {e} Nothing was written.", file=sys.stderr)
@@ -1018,6 +1042,9 @@ OPTIONS = {  # the options several commands take, each declared once: its flags 
     "top_k": (["--top-k"], dict(type=int, help="sample among the K most likely tokens (default: %(default)s)")),
     "seed": (["--seed"], dict(type=int, help="random seed, for reproducible results (default: %(default)s)")),
     "overwrite": (["--overwrite"], dict(action="store_true", help="replace what --out holds")),
+    "precision": (["--precision"], dict(choices=["auto", "fp32", "bf16"], default="auto", help="bf16 autocasts the forward passes "
+                  "(the weights stay float32); auto: bf16 where the device multiplies it fast, as llmfs pretrain decides, else fp32, "
+                  "the book's (default: auto; no fp16: these loops have no gradient scaler)")),
     "refresh_data": (["--refresh-data"], dict(action="store_true", help="download --data URLs again instead of using their cached "
                      "copies (a URL may end in #sha256=HEX: the file is then checked)")),
 }
@@ -1279,7 +1306,7 @@ def build_parser() -> argparse.ArgumentParser:
                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser, title="commands", metavar="COMMAND")
     run_on = _options("device", "fast_linear")   # where a model runs: every command that runs one
-    finetuning = _options("seed", "overwrite", seed=123)
+    finetuning = _options("seed", "overwrite", "precision", seed=123)
     sampling = lambda **defaults: _options("temperature", "top_k", "seed", **defaults)
     _pretrain_parser(sub, run_on)
     _prepare_data_parser(sub)
