@@ -529,3 +529,41 @@ def test_dpo_refuses_bad_input_in_one_line(case, message, instruct, full_run, tm
     r = llmfs("dpo", "--checkpoint", checkpoint, "--data", data, "--out", tmp_path / "model", *(["--beta", 0] if case == "beta" else []))
     assert r.returncode == 2 and message in r.stderr, r.stderr
     assert len(r.stderr.strip().splitlines()) == 1 and not (tmp_path / "model").exists()
+
+
+def _auto_precision():
+    "The precision `--precision auto` gives on this CPU, and the words the first line says it with (as `llmfs pretrain`'s)."
+    from llm_from_scratch.engine.speed import bf16_verdict
+    fast, why = bf16_verdict("cpu")
+    return ("bf16", f" (--precision auto: {why}; --precision fp32 for the book's float32)") if fast else ("fp32", f" (--precision auto: {why})")
+
+
+def test_the_finetuning_commands_say_the_precision_they_chose(classifier, instruct, dpo):
+    "--precision auto (the default) of finetune-classifier, finetune-instruct and dpo: pretrain's choice for this device, said on the first line."
+    chosen, why = _auto_precision()
+    for r in (classifier[1], instruct[1], dpo[1]):
+        first = r.stdout.splitlines()[0]
+        assert first.startswith(("Finetuning ", "Reference log-probabilities of ")) and first.endswith(f", in {chosen}{why}"), first
+
+
+def _losses(stdout):
+    "The (train, validation) losses of each evaluation line of a run."
+    import re
+    return [(float(a), float(b)) for a, b in re.findall(r"Train loss (\S+), Val loss (\S+)\n", stdout)]
+
+
+@pytest.mark.parametrize("command", ["finetune-classifier", "finetune-instruct"])
+def test_finetuning_in_the_other_precision_ends_near_the_same_losses(command, classifier, instruct, full_run, tmp_path):
+    "The fixture's run (auto: fp32 here) again in the other precision (bf16 here): the same evaluations, each loss finite and within 0.02 of the other's."
+    import math
+    done = {"finetune-classifier": classifier, "finetune-instruct": instruct}[command]
+    other = "fp32" if _auto_precision()[0] == "bf16" else "bf16"
+    args = {"finetune-classifier": ["--trainable", "all", "--lr", "1e-3", "--epochs", 1],   # the fixtures' settings
+            "finetune-instruct": ["--data", instruct[0].parent / "data.json", "--epochs", 1, "--lr", "1e-3", "--max-new-tokens", 1]}[command]
+    r = llmfs(command, "--checkpoint", full_run[0], *args, "--precision", other, "--out", tmp_path / "model", "--no-fast-linear")
+    assert r.returncode == 0 and r.stdout.splitlines()[0].endswith(f", in {other}"), r.stderr
+    losses, reference = _losses(r.stdout), _losses(done[1].stdout)
+    assert len(losses) == len(reference) >= 2 and all(map(math.isfinite, sum(losses, ()))), (losses, reference)
+    assert sum(losses, ()) == pytest.approx(sum(reference, ()), abs=0.02), (losses, reference)   # measured here: 0.002 at most
+    weights, fixtures = load_file(str(tmp_path / "model" / "model.safetensors")), load_file(str(done[0] / "model.safetensors"))
+    assert weights.keys() == fixtures.keys() and not all(weights[k].equal(fixtures[k]) for k in weights)   # the precision applied
