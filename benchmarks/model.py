@@ -13,7 +13,8 @@ layers where measured faster on this CPU, and the output head fused with the los
    median of `--gen-repeats` runs.
 3. The memory-bandwidth limit of batch-1 generation: a cached step reads every weight once (all but the embedding
    tables, of which it reads one row), so tokens/s can be at most (read bandwidth) / (weight bytes). The read
-   bandwidth is measured here, as the median speed of summing a 1 GiB tensor; each cached generator's share of the
+   bandwidth is measured here, as the speed of summing a 1 GiB tensor, in every round of the generators (the median
+   of those rounds: a neighbour's load moves it by 10% or more between runs); each cached generator's share of the
    limit is printed, the bfloat16 one's against its own limit (half the bytes).
 
     python benchmarks/model.py [--device cpu|cuda] [--steps 5] [--gen-repeats 5] [--new-tokens 200]
@@ -126,8 +127,9 @@ def main(args):
     }
     with torch.no_grad():
         outs = {name: fn() for name, fn in gens.items()}  # warm-up; the tokens are compared below
-        gtimes = {name: [] for name in gens}
-        for _ in range(args.gen_repeats):
+        gtimes, bandwidths = {name: [] for name in gens}, []
+        for _ in range(args.gen_repeats):   # each round measures the bandwidth too: the limit sees the same load as the generators
+            bandwidths.append(read_bandwidth(device, repeats=3))
             for name, fn in gens.items(): gtimes[name].append(timed(fn, device)[0])
     ours = [out for name, out in outs.items() if not name.startswith("transformers") and "bf16" not in name]
     same = all(torch.equal(ours[0], out) for out in ours)
@@ -142,10 +144,10 @@ def main(args):
         print(f"{name:<42} {m:>7.2f} {n / m:>9.1f} {nocache / m:>23.2f}x {hf / m:>15.2f}x")
 
     # 3. the bandwidth limit
-    bandwidth, weights = read_bandwidth(device), weight_bytes_per_token(book)
+    bandwidth, weights = statistics.median(bandwidths), weight_bytes_per_token(book)
     limit = bandwidth / weights
-    print(f"\nRead bandwidth {bandwidth / 1e9:.1f} GB/s (summing 1 GiB); {weights / 1e6:.0f} MB of weights read per token: "
-          f"at most {limit:.1f} tokens/s")
+    print(f"\nRead bandwidth {bandwidth / 1e9:.1f} GB/s (summing 1 GiB, median of the {len(bandwidths)} rounds' medians, "
+          f"{min(bandwidths) / 1e9:.1f}-{max(bandwidths) / 1e9:.1f}); {weights / 1e6:.0f} MB of weights read per token: at most {limit:.1f} tokens/s")
     for name in ("book, generate_text_simple_cached", "llmfs, generate_text_simple_cached", "transformers generate(use_cache=True)"):
         speed = n / statistics.median(gtimes[name])
         print(f"{name:<42} {speed:>7.1f} tokens/s = {speed / limit:>4.0%} of the limit")

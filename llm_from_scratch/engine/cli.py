@@ -53,7 +53,7 @@ from .distributed import (cleanup_distributed, distributed_loader, init_distribu
                                                  parallelize, rank, unwrap_model, world_size)
 from .serve import classify_text, is_loopback, load_named_model, load_served_model, serve
 from .shards import INDEX_FILE, SEPARATOR, Encoded, ShardDataset, encode_joined, prepare_shards, read_index
-from .speed import FastLinear, bf16_verdict, use_fast_linear, use_fused_layers, use_fused_loss, use_sdpa
+from .speed import FastLinear, bf16_verdict, reuse_freed_memory, use_fast_linear, use_fused_layers, use_fused_loss, use_sdpa
 from .trainer import TrainingInterrupted, TrainState, adamw, train
 
 # %% ../../nbs/engine/07_cli.ipynb #00aac48d
@@ -1333,6 +1333,7 @@ def main(argv:list[str]|None=None) -> int:
     "Run `llmfs` with `argv` (default: the command line); returns the exit status."
     args = build_parser().parse_args(argv)
     warnings.showwarning = _warning_line
+    reuse_freed_memory()   # each step's large tensors reuse the last step's pages (engine/03_speed)
     try: return args.func(args)
     except (CLIError, CheckpointError, DownloadError, DataError, JudgeError) as e:   # expected problems; a bug keeps its traceback
         if os.environ.get("LLMFS_DEBUG"): raise
