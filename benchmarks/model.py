@@ -1,16 +1,22 @@
 """GPTModel against transformers' GPT2LMHeadModel, side by side in one process, 124M config, random weights.
 
 Three models with the same weights: the book's GPTModel as chapter 4 builds it (`nn.Linear`, PyTorch's default CPU
-matrix library), the same model as `llmfs` runs it (nbs/engine/03_speed: fused layer norm and GELU, oneDNN linear
-layers where measured faster on this CPU, and the output head fused with the loss, `use_fused_loss`, trained through
-`lm_loss`), and `transformers`' GPT2LMHeadModel.
+matrix library), the same model as `llmfs` runs it (nbs/engine/03_speed: fused layer norm and GELU, SDPA in the
+attention where it is exact (no dropout, as here), oneDNN linear layers where measured faster on this CPU, and the
+output head fused with the loss, `use_fused_loss`, trained through `lm_loss`), and `transformers`' GPT2LMHeadModel.
 
-1. One training step (forward, cross-entropy, backward) at batch 2 x 256 tokens, dropout 0 in all:
+1. One training step (forward, cross-entropy, backward) at batch 2 x 256 tokens, dropout 0 in all, in float32 (or
+   under bfloat16 autocast with `--bf16`):
    median of `--steps` steps after a warm-up, the models taking turns. The process keeps freed memory for reuse, as
    `llmfs` does (`reuse_freed_memory`; `--glibc-defaults` leaves glibc's settings): with glibc's defaults every step
    maps its large tensors afresh, and a model that allocates less (the fused loss holds no logit matrix) gains from
    the machine's page-fault cost of the moment, not from its arithmetic (on an Intel Xeon of family 6, model 207:
    llmfs over transformers 1.08-1.43x in three runs with the defaults, 1.02x with freed memory kept).
+   Each model's arithmetic rate (the step's training FLOPs, `flops_per_token`, over its time) is printed against the
+   peak of a 4096 x 4096 product in the same precision, measured in the same process (before and after the steps, the
+   higher), and two ceilings: a step at that peak, and a step that is nothing but its own matrix products (each
+   product of the linear layers and the head, forward and both backward ones, timed at its own shape in the same
+   process, summed): no model built on this matrix library can be further ahead of transformers' step than that.
 2. Greedy generation of 200 new tokens from a 10-token prompt: `generate_text_simple` (the book's loop, no cache),
    `generate_text_simple_cached` (KV cache) for both of our models and for the llmfs one with bfloat16 weights (what
    `generate`, `chat` and `serve` load where this CPU multiplies bfloat16 fast), and `GPT2LMHeadModel.generate(use_cache=True)`:
@@ -21,7 +27,7 @@ layers where measured faster on this CPU, and the output head fused with the los
    of those rounds: a neighbour's load moves it by 10% or more between runs); each cached generator's share of the
    limit is printed, the bfloat16 one's against its own limit (half the bytes).
 
-    python benchmarks/model.py [--device cpu|cuda] [--steps 5] [--gen-repeats 5] [--new-tokens 200] [--glibc-defaults]
+    python benchmarks/model.py [--device cpu|cuda] [--steps 5] [--gen-repeats 5] [--new-tokens 200] [--glibc-defaults] [--bf16] [--no-generation]
 """
 import argparse
 import copy
@@ -36,9 +42,9 @@ sys.path = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).re
 import torch
 import torch.nn.functional as F
 
-from llm_from_scratch.gpt_model import GPT_CONFIG_124M, GPTModel, generate_text_simple, generate_text_simple_cached
+from llm_from_scratch.gpt_model import GPT_CONFIG_124M, GPTModel, flops_per_token, generate_text_simple, generate_text_simple_cached
 from llm_from_scratch.engine.speed import (FastLinear, bf16_verdict, cpu_name, fast_linear_speedup, lm_loss, reuse_freed_memory, use_fast_linear,
-                                          use_fused_layers, use_fused_loss)
+                                          use_fused_layers, use_fused_loss, use_sdpa_where_exact)
 
 
 def hf_model(cfg, device):
@@ -57,6 +63,11 @@ def timed(fn, device):
     return time.perf_counter() - t, out
 
 
+def autocast_bf16(loss_of, model, inputs, targets, device):
+    "`loss_of(model, inputs, targets)` under bfloat16 autocast."
+    with torch.autocast(device.type, dtype=torch.bfloat16): return loss_of(model, inputs, targets)
+
+
 def train_step(model, inputs, targets, loss_of):
     model.zero_grad(set_to_none=True)
     loss = loss_of(model, inputs, targets)
@@ -70,6 +81,25 @@ def read_bandwidth(device, gib:float=1.0, repeats:int=7) -> float:
     x.sum()
     seconds = statistics.median(timed(lambda: x.sum(), device)[0] for _ in range(repeats))
     return x.numel() * 4 / seconds
+
+
+def matmul_peak(device, dtype=torch.float32, n:int=4096, repeats:int=5) -> float:
+    "FLOP/s of an n x n x n product in `dtype` on `device`, the best of `repeats` after a warm-up (as training_speed.py)."
+    a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
+    a @ b
+    return max(2 * n ** 3 / timed(lambda: a @ b, device)[0] for _ in range(repeats))
+
+
+def products_seconds(cfg:dict, tokens:int, device, dtype=torch.float32, repeats:int=5) -> float:
+    "Seconds of a training step's linear-layer and head products alone: forward, input and weight gradients, each shape timed."
+    d, seconds = cfg["emb_dim"], 0.0
+    for (out_f, in_f), count in {(d, d): 4 * cfg["n_layers"], (4 * d, d): cfg["n_layers"], (d, 4 * d): cfg["n_layers"],
+                                 (cfg["vocab_size"], d): 1}.items():   # Q, K, V, out_proj; the feed-forward pair; the head
+        w, x, dy = (torch.randn(*shape, device=device, dtype=dtype) for shape in ((out_f, in_f), (tokens, in_f), (tokens, out_f)))
+        for product in (lambda: F.linear(x, w), lambda: dy @ w, lambda: dy.t() @ x):
+            product()
+            seconds += count * statistics.median(timed(product, device)[0] for _ in range(repeats))
+    return seconds
 
 
 def weight_bytes_per_token(model) -> int:
@@ -87,6 +117,7 @@ def main(args):
     llmfs = GPTModel(cfg).to(device)
     llmfs.load_state_dict(book.state_dict())
     use_fused_layers(llmfs)   # what llmfs does: fused layer norm and GELU ...
+    use_sdpa_where_exact(llmfs)   # ... SDPA, exact without dropout ...
     if device.type == "cpu": use_fast_linear(llmfs)   # ... and oneDNN linear layers on a CPU
     fast = type(llmfs.out_head) is FastLinear
     use_fused_loss(llmfs)   # ... and the output head fused with its loss
@@ -106,17 +137,33 @@ def main(args):
     plain = lambda m, x, y: F.cross_entropy(m(x).flatten(0, 1), y.flatten())
     runs = {"book GPTModel (nn.Linear)": (book, plain), "llmfs GPTModel (as llmfs runs it)": (llmfs, lambda m, x, y: lm_loss(x, y, m, device)),
             "transformers GPT2LMHeadModel": (theirs, lambda m, x, y: F.cross_entropy(m(x).logits.flatten(0, 1), y.flatten()))}
+    dtype = torch.bfloat16 if args.bf16 else torch.float32
+    if args.bf16:   # every model's step under bfloat16 autocast, as llmfs's --precision bf16 runs it
+        runs = {name: (model, lambda m, x, y, loss_of=loss_of: autocast_bf16(loss_of, m, x, y, device)) for name, (model, loss_of) in runs.items()}
     losses = {name: train_step(model, inputs, targets, loss_of) for name, (model, loss_of) in runs.items()}  # warm-up
+    peak = matmul_peak(device, dtype)
     times = {name: [] for name in runs}
     for _ in range(args.steps):   # interleaved, so that all see the same machine load
         for name, (model, loss_of) in runs.items():
             times[name].append(timed(lambda: train_step(model, inputs, targets, loss_of), device)[0])
+    peak = max(peak, matmul_peak(device, dtype))
+    products = products_seconds(cfg, 2 * args.seq_len, device, dtype)
+    step_flops = 2 * args.seq_len * flops_per_token(cfg, args.seq_len)["training GFLOPs/token"] * 1e9   # the same for all three
     ref = statistics.median(times["transformers GPT2LMHeadModel"])
-    print(f"Training step, batch 2 x {args.seq_len} tokens (median of {args.steps} after a warm-up)")
-    print(f"{'model':<34} {'loss':>8} {'s/step':>8} {'tokens/s':>9} {'vs transformers':>16}")
+    print(f"Training step, batch 2 x {args.seq_len} tokens (median of {args.steps} after a warm-up); "
+          f"{step_flops / 1e9:.0f} GFLOP a step; {'bfloat16 autocast' if args.bf16 else 'float32'}, whose peak here is {peak / 1e9:.0f} GFLOP/s")
+    print(f"{'model':<34} {'loss':>8} {'s/step':>8} {'tokens/s':>9} {'vs transformers':>16} {'GFLOP/s':>8} {'of peak':>8}")
     for name, ts in times.items():
         m = statistics.median(ts)
-        print(f"{name:<34} {losses[name]:>8.4f} {m:>8.3f} {2 * args.seq_len / m:>9.0f} {ref / m:>15.2f}x")
+        print(f"{name:<34} {losses[name]:>8.4f} {m:>8.3f} {2 * args.seq_len / m:>9.0f} {ref / m:>15.2f}x "
+              f"{step_flops / m / 1e9:>8.0f} {step_flops / m / peak:>8.0%}")
+    print(f"{'a step at the 4096^3 peak':<34} {'':>8} {step_flops / peak:>8.3f} {2 * args.seq_len * peak / step_flops:>9.0f} "
+          f"{ref * peak / step_flops:>15.2f}x")
+    label = "the step's products alone"
+    print(f"{label:<34} {'':>8} {products:>8.3f} {2 * args.seq_len / products:>9.0f} {ref / products:>15.2f}x "
+          f"{step_flops / products / 1e9:>8.0f} {step_flops / products / peak:>8.0%}  (the ceiling with this matrix library)")
+
+    if args.no_generation: return
 
     # 2. generation
     for m in (book, llmfs, theirs): m.eval()
@@ -172,5 +219,7 @@ if __name__ == "__main__":
     p.add_argument("--seq-len", type=int, default=256, help="tokens per sequence in the training step")
     p.add_argument("--gen-repeats", type=int, default=5, help="timed generations per generator")
     p.add_argument("--new-tokens", type=int, default=200, help="tokens to generate")
+    p.add_argument("--bf16", action="store_true", help="the training steps under bfloat16 autocast (and the bfloat16 peak)")
+    p.add_argument("--no-generation", action="store_true", help="the training step only")
     p.add_argument("--glibc-defaults", action="store_true", help="leave glibc's allocator settings (freed large blocks go back to the system)")
     main(p.parse_args())

@@ -53,7 +53,7 @@ from .distributed import (cleanup_distributed, distributed_loader, init_distribu
                                                  parallelize, rank, unwrap_model, world_size)
 from .serve import classify_text, is_loopback, load_named_model, load_served_model, serve
 from .shards import INDEX_FILE, SEPARATOR, Encoded, ShardDataset, encode_joined, prepare_shards, read_index
-from .speed import FastLinear, bf16_verdict, reuse_freed_memory, use_fast_linear, use_fused_layers, use_fused_loss, use_sdpa
+from .speed import FastLinear, bf16_verdict, reuse_freed_memory, use_fast_linear, use_fused_layers, use_fused_loss, use_sdpa, use_sdpa_where_exact
 from .trainer import TrainingInterrupted, TrainState, adamw, train
 
 # %% ../../nbs/engine/07_cli.ipynb #00aac48d
@@ -112,8 +112,8 @@ def _refuse_non_finite(model:torch.nn.Module):
                                      "training diverged. Try a lower --lr.")
 
 def _speed_up(model:torch.nn.Module, device:torch.device, fast_linear:bool) -> torch.nn.Module:
-    "The engine's speed-ups for a model a command runs: fused layer norm and GELU, and oneDNN linear layers where measured faster on a CPU (--fast-linear, float32)."
-    use_fused_layers(model)
+    "The engine's speed-ups for a model a command runs: fused layer norm and GELU, SDPA where exact, and oneDNN linear layers where measured faster on a CPU (--fast-linear, float32)."
+    use_sdpa_where_exact(use_fused_layers(model))
     if device.type == "cpu" and fast_linear and next(model.parameters()).dtype == torch.float32: use_fast_linear(model)
     return model
 
@@ -213,6 +213,7 @@ class RunSettings:
     sampler: str|None = None          # "distributed": windows in DistributedSampler's order
     fast_linear: bool|None = None     # oneDNN linear layers (engine/03_speed), kept by a resume
     gpu_recipe: bool|None = None      # fused attention and TF32 on a GPU, kept by a resume
+    exact_sdpa: bool|None = None      # fused attention wherever dropout is 0 (engine/03_speed), kept by a resume
     tokens_per_epoch: int|None = None
     eot_in_data: bool = False         # a literal <|endoftext|> in the text files is the token (older runs: True, as they read it)
 
@@ -503,6 +504,8 @@ def _pretrain_in_process(args, device:torch.device) -> int:
         use_fast_linear(model, force=run.fast_linear if saved is not None else (None if measure else False))
     run.fast_linear = type(model.out_head) is FastLinear
     if not args.fsdp: use_fused_loss(model)  # the output head and the cross-entropy a chunk of tokens at a time (engine/03_speed)
+    run.exact_sdpa = saved is None if run.exact_sdpa is None else run.exact_sdpa  # kept by a resume (older runs: off)
+    if run.exact_sdpa: use_sdpa_where_exact(model)  # SDPA where it computes what the book's attention does (no dropout)
     run.gpu_recipe = (saved is None if run.gpu_recipe is None else run.gpu_recipe) and device.type == "cuda"  # kept by a resume (older runs: off)
     if run.gpu_recipe:  # notebook 07's speed recipe on GPUs: fused attention, and TF32 products for float32 runs
         use_sdpa(model); torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True

@@ -8,8 +8,8 @@ Docs: https://llm-from-scratch.github.io/llm-from-scratch/engine/speed.html.md""
 __all__ = ['KERNELS_FILE', 'BF16_FLAGS', 'BF16_MIN_SPEEDUP', 'CHUNK_LOGITS', 'LayerNormFast', 'GELUFast', 'use_fused_layers',
            'onednn_linear_available', 'linear', 'FastLinear', 'fast_linear_speedup', 'use_fast_linear', 'cpu_name',
            'kept_choice', 'fast_linear_choice', 'cpu_flags', 'bf16_speedup', 'bf16_verdict', 'bf16_is_fast',
-           'SDPAMultiHeadAttention', 'use_sdpa', 'linear_cross_entropy', 'LossHead', 'FastLossHead', 'use_fused_loss',
-           'lm_loss', 'reuse_freed_memory']
+           'SDPAMultiHeadAttention', 'use_sdpa', 'use_sdpa_where_exact', 'linear_cross_entropy', 'LossHead',
+           'FastLossHead', 'use_fused_loss', 'lm_loss', 'reuse_freed_memory']
 
 # %% ../../nbs/engine/03_speed.ipynb #da2b042c
 import contextlib
@@ -281,6 +281,13 @@ def use_sdpa(model:nn.Module) -> nn.Module:
         if type(m) is MultiHeadAttention: m.__class__ = SDPAMultiHeadAttention
     return model
 
+# %% ../../nbs/engine/03_speed.ipynb #6ee19452
+def use_sdpa_where_exact(model:nn.Module) -> nn.Module:
+    "Make every `MultiHeadAttention` of `model` whose dropout rate is 0 an `SDPAMultiHeadAttention` (the same results up to rounding); returns `model`."
+    for m in model.modules():
+        if type(m) is MultiHeadAttention and m.dropout.p == 0: m.__class__ = SDPAMultiHeadAttention
+    return model
+
 # %% ../../nbs/engine/03_speed.ipynb #bb65f049
 CHUNK_LOGITS = 1 << 25   # logits computed at once by `linear_cross_entropy`: 32M float32 numbers, 128 MB
 
@@ -301,10 +308,13 @@ class _LinearCrossEntropy(torch.autograd.Function):
             t = torch.where(ok, targets[s:s + chunk], 0)[:, None]   # an ignored target reads column 0, then counts zero
             logits = (h @ w.t()).float()   # (chunk, vocab): the only matrix of this size
             if bias is not None: logits += bias.float()
-            lse = torch.logsumexp(logits, dim=-1)
-            total += ((lse - logits.gather(1, t).squeeze(1)) * ok).sum()
+            picked = logits.gather(1, t).squeeze(1)                 # each token's score for its target
+            top = logits.amax(dim=-1, keepdim=True)
+            e = logits.sub_(top).exp_()                             # exp(logits - max), in place: one pass ...
+            z = e.sum(dim=-1, keepdim=True)                         # the softmax's denominator
+            total += ((top.squeeze(1) + z.log().squeeze(1) - picked) * ok).sum()   # log-sum-exp minus the target's score
             if not (want_h or want_w or want_b): continue
-            g = logits.sub_(lse[:, None]).exp_()                    # softmax, in place ...
+            g = e.div_(z)                                           # ... that the softmax reuses, in place ...
             g.scatter_add_(1, t, -ok[:, None].float())              # ... minus the one-hot target ...
             g.mul_(ok[:, None])                                     # ... for counted tokens (the mean's 1/count: in backward)
             gd = g.to(dtype)
