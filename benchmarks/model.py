@@ -16,7 +16,9 @@ output head fused with the loss, `use_fused_loss`, trained through `lm_loss`), a
    peak of a 4096 x 4096 product in the same precision, measured in the same process (before and after the steps, the
    higher), and two ceilings: a step at that peak, and a step that is nothing but its own matrix products (each
    product of the linear layers and the head, forward and both backward ones, timed at its own shape in the same
-   process, summed): no model built on this matrix library can be further ahead of transformers' step than that.
+   process, summed, with PyTorch's own products, `F.linear`): no model built on them can be further ahead of
+   transformers' step than that (a model that `use_fast_linear` swaps to oneDNN's products, on a CPU where they are
+   faster, can be).
 2. Greedy generation of 200 new tokens from a 10-token prompt: `generate_text_simple` (the book's loop, no cache),
    `generate_text_simple_cached` (KV cache) for both of our models and for the llmfs one with bfloat16 weights (what
    `generate`, `chat` and `serve` load where this CPU multiplies bfloat16 fast), and `GPT2LMHeadModel.generate(use_cache=True)`:
@@ -159,9 +161,11 @@ def main(args):
               f"{step_flops / m / 1e9:>8.0f} {step_flops / m / peak:>8.0%}")
     print(f"{'a step at the 4096^3 peak':<34} {'':>8} {step_flops / peak:>8.3f} {2 * args.seq_len * peak / step_flops:>9.0f} "
           f"{ref * peak / step_flops:>15.2f}x")
+    d, tokens = cfg["emb_dim"], 2 * args.seq_len
+    product_flops = 6 * tokens * (12 * cfg["n_layers"] * d * d + cfg["vocab_size"] * d)   # the products' own: attention left out
     label = "the step's products alone"
-    print(f"{label:<34} {'':>8} {products:>8.3f} {2 * args.seq_len / products:>9.0f} {ref / products:>15.2f}x "
-          f"{step_flops / products / 1e9:>8.0f} {step_flops / products / peak:>8.0%}  (the ceiling with this matrix library)")
+    print(f"{label:<34} {'':>8} {products:>8.3f} {tokens / products:>9.0f} {ref / products:>15.2f}x "
+          f"{product_flops / products / 1e9:>8.0f} {product_flops / products / peak:>8.0%}  (the ceiling with F.linear's products)")
 
     if args.no_generation: return
 

@@ -200,6 +200,27 @@ def test_a_folder_saved_before_arch_was_recorded_is_a_gpt2(full_run, tmp_path):
     assert r.stdout == new.stdout
 
 
+
+def test_fused_attention_only_where_exact_and_a_resume_keeps_the_choice(full_run, tmp_path):
+    "SDPA in every attention without dropout (finetuning's default), the book's attention with it; a run records the choice, and a run saved before the choice existed resumes without it."
+    from llm_from_scratch.attention import MultiHeadAttention
+    from llm_from_scratch.engine.cli import _speed_up
+    from llm_from_scratch.engine.speed import SDPAMultiHeadAttention
+    from llm_from_scratch.gpt_model import GPT_CONFIG_TINY, GPTModel
+    for rate, kind in ((0.0, SDPAMultiHeadAttention), (0.1, MultiHeadAttention)):
+        model = _speed_up(GPTModel({**GPT_CONFIG_TINY, "drop_rate": rate}), torch.device("cpu"), False)
+        assert {type(block.att) for block in model.trf_blocks} == {kind}, rate
+    assert torch.load(full_run[0] / "training_state.pt", weights_only=True)["run"]["exact_sdpa"] is True
+    r = llmfs("pretrain", *FAST, "--epochs", 1, "--out", tmp_path)
+    assert r.returncode == 0, r.stderr
+    state = torch.load(tmp_path / "training_state.pt", weights_only=True)
+    del state["run"]["exact_sdpa"]   # as an older llmfs wrote it
+    torch.save(state, tmp_path / "training_state.pt")
+    (tmp_path / "manifest.json").unlink()   # (its files changed: the manifest would refuse them)
+    r = llmfs("pretrain", "--resume", tmp_path, "--epochs", 2, "--unchecked")
+    assert r.returncode == 0, r.stderr
+    assert torch.load(tmp_path / "training_state.pt", weights_only=True)["run"]["exact_sdpa"] is False
+
 @pytest.mark.parametrize("args, message", [
     (["pretrain", "--data", "no-such-file.txt", "--config", "tiny"], "no-such-file.txt: no such file"),
     (["pretrain", "--config", "huge"], "invalid choice: 'huge'"),

@@ -308,15 +308,15 @@ class _LinearCrossEntropy(torch.autograd.Function):
             t = torch.where(ok, targets[s:s + chunk], 0)[:, None]   # an ignored target reads column 0, then counts zero
             logits = (h @ w.t()).float()   # (chunk, vocab): the only matrix of this size
             if bias is not None: logits += bias.float()
-            picked = logits.gather(1, t).squeeze(1)                 # each token's score for its target
-            top = logits.amax(dim=-1, keepdim=True)
-            e = logits.sub_(top).exp_()                             # exp(logits - max), in place: one pass ...
+            shifted = logits.sub_(logits.amax(dim=-1, keepdim=True))  # logits - their max, in place (exp cannot overflow)
+            picked = shifted.gather(1, t).squeeze(1)                # each token's shifted score for its target
+            e = shifted.exp_()                                      # exp, in place: one pass ...
             z = e.sum(dim=-1, keepdim=True)                         # the softmax's denominator
-            total += ((top.squeeze(1) + z.log().squeeze(1) - picked) * ok).sum()   # log-sum-exp minus the target's score
+            total += torch.where(ok, z.log().squeeze(1) - picked, 0).sum()   # log-sum-exp minus the target's score
             if not (want_h or want_w or want_b): continue
             g = e.div_(z)                                           # ... that the softmax reuses, in place ...
             g.scatter_add_(1, t, -ok[:, None].float())              # ... minus the one-hot target ...
-            g.mul_(ok[:, None])                                     # ... for counted tokens (the mean's 1/count: in backward)
+            g.masked_fill_(~ok[:, None], 0)                         # ... for counted tokens (the mean's 1/count: in backward)
             gd = g.to(dtype)
             if want_h:
                 if dtype == hidden.dtype: torch.mm(gd, w, out=grad_h[s:s + chunk])
