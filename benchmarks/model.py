@@ -33,6 +33,7 @@ output head fused with the loss, `use_fused_loss`, trained through `lm_loss`), a
 """
 import argparse
 import copy
+import importlib.util
 import statistics
 import sys
 import time
@@ -85,11 +86,15 @@ def read_bandwidth(device, gib:float=1.0, repeats:int=7) -> float:
     return x.numel() * 4 / seconds
 
 
-def matmul_peak(device, dtype=torch.float32, n:int=4096, repeats:int=5) -> float:
-    "FLOP/s of an n x n x n product in `dtype` on `device`, the best of `repeats` after a warm-up (as training_speed.py)."
-    a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
-    a @ b
-    return max(2 * n ** 3 / timed(lambda: a @ b, device)[0] for _ in range(repeats))
+def sibling(name:str):
+    "The module `name` of this folder, imported by its path (the folder is off sys.path: its tokenizers.py would shadow the package)."
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+matmul_peak = sibling("training_speed").matmul_peak   # FLOP/s of a 4096 x 4096 product, as training_speed.py measures its peaks
 
 
 def products_seconds(cfg:dict, tokens:int, device, dtype=torch.float32, repeats:int=5) -> float:
@@ -161,8 +166,9 @@ def main(args):
               f"{step_flops / m / 1e9:>8.0f} {step_flops / m / peak:>8.0%}")
     print(f"{'a step at the 4096^3 peak':<34} {'':>8} {step_flops / peak:>8.3f} {2 * args.seq_len * peak / step_flops:>9.0f} "
           f"{ref * peak / step_flops:>15.2f}x")
-    d, tokens = cfg["emb_dim"], 2 * args.seq_len
-    product_flops = 6 * tokens * (12 * cfg["n_layers"] * d * d + cfg["vocab_size"] * d)   # the products' own: attention left out
+    tokens = 2 * args.seq_len
+    product_weights = flops_per_token(cfg)["non-embedding params"] + cfg["vocab_size"] * cfg["emb_dim"]   # the blocks' and the head's
+    product_flops = 6 * tokens * product_weights   # the products' own FLOPs: attention left out
     label = "the step's products alone"
     print(f"{label:<34} {'':>8} {products:>8.3f} {tokens / products:>9.0f} {ref / products:>15.2f}x "
           f"{product_flops / products / 1e9:>8.0f} {product_flops / products / peak:>8.0%}  (the ceiling with F.linear's products)")

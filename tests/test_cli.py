@@ -200,7 +200,6 @@ def test_a_folder_saved_before_arch_was_recorded_is_a_gpt2(full_run, tmp_path):
     assert r.stdout == new.stdout
 
 
-
 def test_fused_attention_only_where_exact_and_a_resume_keeps_the_choice(full_run, tmp_path):
     "SDPA in every attention without dropout (finetuning's default), the book's attention with it; a run records the choice, and a run saved before the choice existed resumes without it."
     from llm_from_scratch.attention import MultiHeadAttention
@@ -220,6 +219,7 @@ def test_fused_attention_only_where_exact_and_a_resume_keeps_the_choice(full_run
     r = llmfs("pretrain", "--resume", tmp_path, "--epochs", 2, "--unchecked")
     assert r.returncode == 0, r.stderr
     assert torch.load(tmp_path / "training_state.pt", weights_only=True)["run"]["exact_sdpa"] is False
+
 
 @pytest.mark.parametrize("args, message", [
     (["pretrain", "--data", "no-such-file.txt", "--config", "tiny"], "no-such-file.txt: no such file"),
