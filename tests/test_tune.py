@@ -46,6 +46,8 @@ def test_search_table_plot_and_resume(tmp_path):
     assert list(table.columns[:3]) == ["number", "state", "val_loss"] and set(tune.HPARAM_GRID) <= set(table.columns)
     complete = table[table.state == "COMPLETE"].val_loss.tolist()
     assert complete == sorted(complete) and len(table) == 3
+    done = table[table.state == "COMPLETE"]
+    assert (done.trained_epochs == done.n_epochs.clip(upper=KW["max_epochs"])).all()  # what each trial trained: the cap, not n_epochs
     fig = tune.plot_trials(study)
     assert isinstance(fig, Figure) and len(fig.axes) == 1 + len(tune.HPARAM_GRID)
     fig.savefig(tmp_path/"trials.png")
@@ -54,6 +56,8 @@ def test_search_table_plot_and_resume(tmp_path):
     assert len(finished(study)) == 4 == len(study.trials) and study.trials[-1].number == 3
     assert len(finished(tune.tune(4, db, **KW))) == 4  # nothing left to do
     with pytest.raises(ValueError, match="other settings"): tune.tune(5, db, **{**KW, "context_length": 8})
+    with pytest.raises(ValueError, match="larger than the tiny model's context length of 64"):   # not a model pretrain would build
+        tune.tune(1, tmp_path/"other.db", **{**KW, "context_length": 128})
 
 
 KILLED_RUN = """
@@ -127,6 +131,7 @@ def test_llmfs_tune_writes_the_table_and_plot_and_resumes(tmp_path):
     r = llmfs(*args)
     assert r.returncode == 0, r.stderr
     assert r.stdout.count("trial ") >= 3 and "Best: trial" in r.stdout
+    assert "of those epochs: --max-epochs)" in r.stdout   # the grid's n_epochs (5 or more) against the 1 epoch trained
     rows = (tmp_path/"runs/trials.csv").read_text().splitlines()
     assert rows[0].startswith("number,state,val_loss") and len(rows) == 4
     assert (tmp_path/"runs/trials.png").read_bytes()[:4] == b"\x89PNG"
@@ -135,3 +140,5 @@ def test_llmfs_tune_writes_the_table_and_plot_and_resumes(tmp_path):
     assert len((tmp_path/"runs/trials.csv").read_text().splitlines()) == 5
     r = llmfs(*args[:5], "--context-length", 8, *args[7:])
     assert r.returncode == 2 and "other settings" in r.stderr and "Traceback" not in r.stderr
+    r = llmfs(*args[:5], "--context-length", 128, *args[7:])
+    assert r.returncode == 2 and "larger than the tiny model's context length of 64" in r.stderr

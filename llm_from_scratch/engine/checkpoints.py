@@ -304,6 +304,7 @@ def _base_fingerprint(base:str) -> str|None:
 
 def save_adapters(folder:str|Path, model:nn.Module, base_model:str, include:tuple[str, ...]=(), extra:dict|None=None) -> Path:
     "`save_lora`, with the adapters' SHA-256 and the base's in the record, for `load_adapted` to check."
+    if Path(base_model).is_dir(): base_model = os.path.abspath(base_model)   # a base folder by its full path: found from any working folder
     folder, fingerprint = Path(folder), _base_fingerprint(base_model)
     save_lora(folder, model, base_model, include, {**(extra or {}), **({"base_sha256": fingerprint} if fingerprint else {})})
     record = {**json.loads((folder/LORA_CONFIG).read_text(encoding="utf-8")), "adapters_sha256": sha256sum(folder/LORA_WEIGHTS)}

@@ -350,6 +350,9 @@ def _tune(args) -> int:
         raise CLIError(f"--storage {storage} is not an SQLite file (a study of llmfs tune): give a new file name, or the study's file")
     texts, sources = read_text_list(args.data, refresh=args.refresh_data)   # documents: a literal <|endoftext|> in them is text
     text = texts[0] if not args.data else texts
+    if args.context_length is None: args.context_length = min(256, GPT_CONFIGS[args.config]["context_length"])   # as pretrain chooses
+    if args.context_length > GPT_CONFIGS[args.config]["context_length"]:
+        raise CLIError(f"--context-length {args.context_length} is larger than the {args.config} model's context length of {GPT_CONFIGS[args.config]['context_length']}")
     print(f"Searching the book's grid with Optuna: {args.trials} trial{'' if args.trials == 1 else 's'} of the {args.config} config (context {args.context_length}) on "
           f"{', '.join(sources)}, {args.jobs} process{'es' if args.jobs > 1 else ''} on {device}; the study is kept in {storage}", flush=True)
     try:
@@ -365,7 +368,8 @@ def _tune(args) -> int:
     best = table.iloc[0]
     if best["state"] == "COMPLETE":
         print(f"Best: trial {best['number']}, validation loss {best['val_loss']:.3f}, with " +
-              ", ".join(f"{k} {best[k]:g}" for k in study.best_params))
+              ", ".join(f"{k} {best[k]:g}" for k in study.best_params) +
+              (f" (it trained {best['trained_epochs']:g} of those epochs: --max-epochs)" if best["trained_epochs"] < best["n_epochs"] else ""))
     print(f"All trials: {storage.parent/'trials.csv'}; plot: {storage.parent/'trials.png'}; resume or extend with the same command")
     return 0
 
@@ -524,7 +528,7 @@ def _pretrain_in_process(args, device:torch.device) -> int:
         load_optimizer_state(model, optimizer, saved["optimizer"])
         state = saved["state"]
         if state.epoch >= run.epochs:
-            print(f"{args.resume} has already trained {state.epoch} epochs: ask for more with --epochs"); return 0
+            print(f"{args.resume} has already trained {state.epoch} epoch{'' if state.epoch == 1 else 's'}: ask for more with --epochs"); return 0
     run.tokens_per_epoch = len(train_loader) * bs * ctx
     n_params = sum(p.numel() for p in model.parameters())  # (FSDP's sharded tensors count whole)
     where = f"{world} processes ({'FSDP' if args.fsdp else 'DDP'}, {device.type})" if world > 1 else str(device)
@@ -1133,7 +1137,7 @@ def _tune_parser(sub):
     t.add_argument("--study-name", default="llmfs-tune", help="the study's name in that file (default: llmfs-tune)")
     t.add_argument("--data", nargs="+", metavar="FILE_OR_URL", help="text files or URLs (default: the-verdict.txt, as the book)")
     t.add_argument("--config", choices=list(GPT_CONFIGS), default="124M", help="model size (default: 124M, as the book)")
-    t.add_argument("--context-length", type=int, default=256, help="tokens per window (default: 256, as the book)")
+    t.add_argument("--context-length", type=int, help="tokens per window (default: 256, as the book, or the config's own context if shorter)")
     t.add_argument("--max-epochs", type=int, help="cap each trial's epochs (the grid goes up to 25) for a quicker search")
     t.add_argument("--train-ratio", type=float, default=0.95, help="the share of the text that trains (default: 0.95, the book's)")
     t.add_argument("--timeout", type=float, metavar="SECONDS", help="start no new trial after this long")
@@ -1296,8 +1300,10 @@ def _serve_parser(sub, run_on):
     v.set_defaults(func=_serve)
 
 SAMPLING_RULE = ("Decoding: generate continues a text, so it samples by default (--temperature 1 --top-k 50, as GPT-2's "
-                 "own demos did);\nchat, serve and finetune-instruct answer, so they decode greedily (--temperature 0, the book's "
-                 "chapter 7), and an answer\nis the same each time. Either takes --temperature and --top-k.\n\n"
+                 "own demos did);\nchat and finetune-instruct answer, so they decode greedily (--temperature 0, the book's "
+                 "chapter 7), and an answer\nis the same each time. Either takes --temperature and --top-k. serve's chat page "
+                 "starts at temperature 0;\nits APIs use a request's temperature, and without one the API's own default "
+                 "(OpenAI's 1.0, Ollama's 0.8).\n\n"
                  "Text you give (prompts, messages, --data files, prepare-data's files) is plain text: a literal <|endoftext|> "
                  "in it is\nthose 13 characters. The token goes only where llmfs puts it: between files and documents. "
                  "pretrain --eot-in-data\nreads a literal one in --data files as the token, for corpora stored that way.")

@@ -289,7 +289,7 @@ def use_sdpa_where_exact(model:nn.Module) -> nn.Module:
     return model
 
 # %% ../../nbs/engine/03_speed.ipynb #bb65f049
-CHUNK_LOGITS = 1 << 25   # logits computed at once by `linear_cross_entropy`: 32M float32 numbers, 128 MB
+CHUNK_LOGITS = 1 << 25   # logits computed at once by `linear_cross_entropy`: 32M float32 numbers, 134 MB
 
 class _LinearCrossEntropy(torch.autograd.Function):
     "Mean cross-entropy of (hidden @ W.T + b) against targets; every gradient computed in the forward pass, chunk by chunk."
@@ -333,6 +333,8 @@ class _LinearCrossEntropy(torch.autograd.Function):
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad):
         grads, ctx.grads = ctx.grads, None
+        if grads is None:   # they were computed once, in the forward pass, and the first backward took them
+            raise RuntimeError("linear_cross_entropy's gradients can be taken once: for a second backward pass, compute the loss again")
         scale = grad / ctx.count   # (so that float16's products never see gradients as small as 1/count)
         return (*(None if g is None else g.mul_(scale) for g in grads), None, None, None, None)
 
@@ -343,7 +345,7 @@ def linear_cross_entropy(hidden:torch.Tensor, # (..., emb_dim): the hidden state
                          chunk:int|None=None, # tokens per chunk (default: as many as make `CHUNK_LOGITS` logits)
                          ignore_index:int=-100, # targets to leave out of the loss, as in F.cross_entropy
                         ) -> torch.Tensor:
-    "`F.cross_entropy(F.linear(hidden, weight, bias), targets)`, with the logits made and freed a chunk at a time."
+    "`F.cross_entropy(F.linear(hidden, weight, bias).flatten(0, -2), targets.flatten())`, the logits made and freed a chunk at a time."
     device = hidden.device.type
     dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else hidden.dtype
     chunk = chunk or max(1, CHUNK_LOGITS // weight.shape[0])
@@ -390,7 +392,7 @@ def lm_loss(input_batch:torch.Tensor, target_batch:torch.Tensor, model:nn.Module
 # %% ../../nbs/engine/03_speed.ipynb #abdfeea3
 _M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4   # glibc's mallopt parameters (malloc.h)
 
-def reuse_freed_memory(on:bool=True, # keep freed blocks for reuse (True) or give them back to the system (False: glibc's defaults)
+def reuse_freed_memory(on:bool=True, # keep freed blocks for reuse (True) or give them back (False: glibc's initial numbers; its sliding threshold stays off)
                       ) -> bool: # False where the C library is not glibc and nothing changed
     "Make glibc serve large blocks from its heap and keep freed ones for the next allocation, instead of a fresh `mmap` each time."
     try: mallopt = ctypes.CDLL("libc.so.6").mallopt

@@ -306,7 +306,7 @@ def tune(
     n_jobs:int=1, # worker processes training side by side (1: train in this process); a script calls tune under `if __name__ == "__main__":`
     text:str|list[str]|None=None, # the text to train and validate on, or documents (see `train_trial`); None: the-verdict.txt, as the book
     config:str="124M", # a key of `GPT_CONFIGS`
-    context_length:int=256, # the book's shortened context
+    context_length:int|None=None, # tokens per window (None: the book's shortened 256, or the config's own context if shorter)
     max_epochs:int|None=None, # cap every trial's n_epochs (quick runs)
     timeout:float|None=None, # seconds after which no new trial starts (running ones finish)
     seed:int=123, # seeds the sampler and every training
@@ -322,6 +322,10 @@ def tune(
     optuna = _optuna()
     if n_jobs < 1: raise ValueError(f"n_jobs must be at least 1, not {n_jobs}")
     if config not in GPT_CONFIGS: raise KeyError(f"Unknown config {config!r}; known: {', '.join(GPT_CONFIGS)}")
+    longest = GPT_CONFIGS[config]["context_length"]
+    context_length = min(256, longest) if context_length is None else context_length
+    if context_length > longest:   # a longer window would train another model than `llmfs pretrain --config` does
+        raise ValueError(f"context_length {context_length} is larger than the {config} model's context length of {longest}")
     text = download("the-verdict.txt").read_text(encoding="utf-8") if text is None else text
     joined = text if isinstance(text, str) else SEPARATOR.join(text)
     n_val = len(get_tokenizer().encode(joined[int(train_ratio * len(joined)):], allowed_special="all"))
@@ -370,11 +374,12 @@ def trials_table(
     names = list(dict.fromkeys(k for t in study.trials for k in t.params))
     rows = [{"number": t.number, "state": t.state.name, "val_loss": np.nan if t.value is None else t.value,
              **{k: t.params.get(k) for k in names},
+             "trained_epochs": t.user_attrs.get("epochs", np.nan),   # n_epochs capped by max_epochs (a pruned trial stopped sooner)
              "duration_s": t.duration.total_seconds() if t.duration else np.nan,
              "note": t.user_attrs.get("pruned_reason", "")}
             for t in study.get_trials(deepcopy=False, states=_finished())]
     import pandas as pd
-    df = pd.DataFrame(rows, columns=["number", "state", "val_loss", *names, "duration_s", "note"])
+    df = pd.DataFrame(rows, columns=["number", "state", "val_loss", *names, "trained_epochs", "duration_s", "note"])
     df = df.assign(_pruned=df["state"] != "COMPLETE").sort_values(["_pruned", "val_loss", "number"], na_position="last")
     df = df.drop(columns="_pruned").reset_index(drop=True)
     return df if top is None else df.head(top)
