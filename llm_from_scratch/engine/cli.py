@@ -6,8 +6,8 @@ Docs: https://llm-from-scratch.github.io/llm-from-scratch/engine/cli.html.md"""
 
 # %% auto #0
 __all__ = ['ARCH_NAMES', 'ROPE_BASES', 'QUERIES_PER_KV_HEAD', 'TRAINING_OPTIONS', 'KEPT_BY_RESUME', 'OTHER_RUN_FILES',
-           'SPLIT_FILES', 'JUDGES', 'OPTIONS', 'SAMPLING_RULE', 'CLIError', 'read_texts', 'read_text_list', 'log',
-           'arch_config', 'RunSettings', 'print_stream', 'read_labelled_texts', 'balance_labels', 'build_parser',
+           'SPLIT_FILES', 'JUDGES', 'OPTIONS', 'FAMILIES', 'SAMPLING_RULE', 'CLIError', 'read_texts', 'read_text_list',
+           'log', 'arch_config', 'RunSettings', 'print_stream', 'read_labelled_texts', 'balance_labels', 'build_parser',
            'main']
 
 # %% ../../nbs/engine/07_cli.ipynb #39673891
@@ -500,7 +500,8 @@ def _pretrain_in_process(args, device:torch.device) -> int:
         train_loader = distributed_loader(train_set, bs, shuffle=True, seed=run.seed, drop_last=True)
         val_loader = distributed_loader(val_set, bs, shuffle=False, drop_last=False)
     except ValueError as e:
-        raise CLIError(f"{size} is too short for --context-length {ctx} and --batch-size {bs}: {e}") from None
+        why = str(e).replace("The text has", "its training or validation part has", 1)   # the dataset speaks of the part it was given
+        raise CLIError(f"{size} is too short for --context-length {ctx} and --batch-size {bs}: {why}") from None
     torch.manual_seed(run.seed)
     model = use_fused_layers(ARCHITECTURES[run.arch](cfg).to(device))  # GPT-2's layer norms and GELUs fused (engine/03_speed)
     if device.type == "cpu" and not args.fsdp:  # oneDNN layers where measured faster here; a resumed run keeps its own choice (exact resume)
@@ -1031,8 +1032,9 @@ def _serve(args) -> int:
     except ValueError as e: raise CLIError(f"--model {args.model}: {e}") from None
     _speed_up(served.model, device, args.fast_linear)
     def ready(url:str):
-        print(f"Serving {served.name} ({served.kind}) at {url}/ : the chat page there, OpenAI's API at {url}/v1, "
-              f"Ollama's at {url}/api/chat. Ctrl-C stops.", flush=True)
+        apis = (f"POST {url}/v1/classify with {{\"input\": text}} gets a label" if served.kind == "classifier" else
+                f"OpenAI's API at {url}/v1, Ollama's at {url}/api/chat")
+        print(f"Serving {served.name} ({served.kind}) at {url}/ : the chat page there, {apis}. Ctrl-C stops.", flush=True)
     try: serve(served, args.host, args.port, args.api_key, args.max_tokens_limit, ready)
     except ValueError as e: raise CLIError(str(e)) from None
     return 0
@@ -1153,7 +1155,7 @@ def _generate_parser(sub, run_on, sampling):
     source = g.add_mutually_exclusive_group(required=True)
     source.add_argument("--checkpoint", metavar="DIR", help="a folder written by llmfs pretrain")
     source.add_argument("--model", metavar="NAME_OR_PATH", help="OpenAI's GPT-2 (gpt2, gpt2-medium, gpt2-large, gpt2-xl), a Hugging Face "
-                        "repository of Llama 3, Qwen3 or Gemma 3 (e.g. Qwen/Qwen3-0.6B, meta-llama/Llama-3.2-1B-Instruct, "
+                        f"repository of {FAMILIES} (e.g. Qwen/Qwen3-0.6B, meta-llama/Llama-3.2-1B-Instruct, "
                         "google/gemma-3-270m-it; downloaded), or a local folder of one")
     g.add_argument("--prompt", required=True, help="the text to continue")
     g.add_argument("--max-new-tokens", type=int, default=50, help="tokens to generate (default: 50)")
@@ -1275,7 +1277,7 @@ def _chat_parser(sub, run_on, sampling):
         "template of Llama 3.2, Qwen3 or Gemma 3 for theirs), and the answer streams in.")
     chat_source = h.add_mutually_exclusive_group(required=True)
     chat_source.add_argument("--checkpoint", metavar="DIR", help="a folder written by llmfs finetune-instruct or llmfs dpo")
-    chat_source.add_argument("--model", metavar="NAME_OR_PATH", help="a chat model's Hugging Face repository or local folder, e.g. "
+    chat_source.add_argument("--model", metavar="NAME_OR_PATH", help=f"a chat model's Hugging Face repository or local folder ({FAMILIES}), e.g. "
                              "Qwen/Qwen3-0.6B, meta-llama/Llama-3.2-1B-Instruct, google/gemma-3-270m-it")
     h.add_argument("--system", help="a system message for --model (e.g. 'Answer in one sentence.')")
     h.add_argument("--thinking", action="store_true", help="with a Qwen3 --model: let it reason in <think> ... </think> first")
@@ -1291,13 +1293,15 @@ def _serve_parser(sub, run_on):
     served = v.add_mutually_exclusive_group(required=True)
     served.add_argument("--checkpoint", metavar="DIR", help="a folder of llmfs pretrain, finetune-instruct, dpo or finetune-classifier")
     served.add_argument("--model", metavar="NAME_OR_PATH", help="gpt2 (and its larger sizes), or a Hugging Face repository or folder "
-                        "of Llama 3.2, Qwen3 or Gemma 3, e.g. Qwen/Qwen3-0.6B")
+                        f"of {FAMILIES}, e.g. Qwen/Qwen3-0.6B")
     v.add_argument("--host", default="127.0.0.1", help="the address to listen on (default: 127.0.0.1, this machine only; any other needs --api-key)")
     v.add_argument("--port", type=int, default=8000, help="the port (default: 8000; 0 picks a free one)")
     v.add_argument("--api-key", default=os.environ.get("LLMFS_API_KEY"), help="API calls must send Authorization: Bearer KEY (default: $LLMFS_API_KEY)")
     v.add_argument("--name", help="the model's name in the APIs (default: the folder's or repository's last part)")
     v.add_argument("--max-tokens-limit", type=int, default=2048, help="the longest answer a request may ask for (default: 2048)")
     v.set_defaults(func=_serve)
+
+FAMILIES = "Llama 3, Qwen3, Gemma 3, OLMo 3, Tiny Aya, Gemma 4, Qwen3.5 or DeepSeek V3"   # HF_MODEL_TYPES's families, for the help
 
 SAMPLING_RULE = ("Decoding: generate continues a text, so it samples by default (--temperature 1 --top-k 50, as GPT-2's "
                  "own demos did);\nchat and finetune-instruct answer, so they decode greedily (--temperature 0, the book's "

@@ -325,7 +325,8 @@ def create_app(served:ServedModel,
         if origin and origin.split("://", 1)[-1] != request.headers.get("host"):
             return refuse(f"requests from pages of {origin} are refused: this server answers its own page and programs", 403)
         if request.method == "POST" and request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
-            return refuse("the body must be JSON, sent with Content-Type: application/json", 415)
+            return refuse("the body must be JSON, sent with Content-Type: application/json (curl: -H 'Content-Type: application/json'); "
+                          "other types are refused, so that no web page can post to this server", 415)
         if api_key and request.url.path not in ("/", "/health"):
             scheme, _, key = request.headers.get("authorization", "").partition(" ")
             if scheme.lower() != "bearer" or not secrets.compare_digest(key.strip().encode(), api_key.encode()):
