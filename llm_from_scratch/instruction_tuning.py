@@ -263,7 +263,7 @@ def _http(url:str, payload:dict|None=None, api_key:str|None=None, timeout:float=
         raise JudgeError(f"{url} answered HTTP {e.code}: {detail or e.reason}") from None
     except (urllib.error.URLError, OSError) as e:
         reason = getattr(e, "reason", e)
-        raise JudgeError(f"no judge answers at {url} ({reason}). Start one: `ollama serve` (then `ollama pull llama3`), "
+        raise JudgeError(f"no model server answers at {url} ({reason}). Start one: `ollama serve` (then `ollama pull llama3`), "
                          f"or point the URL at a running OpenAI-compatible server") from None
 
 

@@ -43,6 +43,7 @@ def test_resume_is_bit_identical(full_run, tmp_path):
     assert r.returncode == 0, r.stderr
     r = llmfs("pretrain", "--resume", tmp_path, "--epochs", 2)
     assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[0].endswith(" (as the run it resumes)"), r.stdout   # the first line says why its precision
     assert_same_weights(tmp_path, full_run[0])
 
 

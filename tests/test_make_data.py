@@ -172,7 +172,7 @@ def test_bad_servers_and_bad_input_are_one_line_and_nothing_is_written(tmp_path,
         check_one_line_error(status, capsys.readouterr().err, message)
     run = lambda *args: args
     one_line_error(run("passive", "--data", data, "--judge-url", "http://127.0.0.1:9/api/chat", "--out", tmp_path / "o.json"),
-                   "no judge answers at http://127.0.0.1:9/api/tags")
+                   "no model server answers at http://127.0.0.1:9/api/tags")
     one_line_error(run("passive", "--data", data, "--judge-url", garbage_server, "--out", tmp_path / "o.json"),
                    "sent JSON that is not a chat reply")
     with StubJudge() as llm:

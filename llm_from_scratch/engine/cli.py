@@ -515,7 +515,7 @@ def _pretrain_in_process(args, device:torch.device) -> int:
     if run.gpu_recipe:  # notebook 07's speed recipe on GPUs: fused attention, and TF32 products for float32 runs
         use_sdpa(model); torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
     if world > 1: torch.manual_seed(run.seed + rank())  # the same weights everywhere, but each process its own dropout
-    chosen = _choose_precision(run, device)
+    chosen = _choose_precision(run, device) or (" (as the run it resumes)" if saved is not None else "")
     if run.precision == "fp16" and device.type != "cuda": raise CLIError("--precision fp16 needs a CUDA GPU; on this device use bf16")
     if run.precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
         raise CLIError("--precision bf16: this GPU has no bfloat16; use fp16")
