@@ -328,6 +328,9 @@ def load_adapted(folder:str|Path, device=None) -> tuple[nn.Module, dict]:
     record = json.loads((folder/LORA_CONFIG).read_text(encoding="utf-8"))
     base = record.get("base_model") or ""
     if not base: raise CheckpointError(f"{folder/LORA_CONFIG} does not name its base model")
+    if record.get("base_sha256") and not Path(base).is_dir() and not Path(base).is_absolute():   # (only a folder's is recorded)
+        raise CheckpointError(f"{folder/LORA_CONFIG} names the base model {base}, a folder relative to where the adapters were trained "
+                              "(older llmfs recorded it so): run from that folder, or write the base's full path as its base_model")
     if ("/" in base or os.sep in base) and not Path(base).exists():
         raise CheckpointError(f"{folder/LORA_CONFIG} names the base model {base}, which does not exist: put the base back there "
                               "(adapters are only the changes to it), or merge the adapters (--merge) when you train")

@@ -6,9 +6,9 @@ Docs: https://llm-from-scratch.github.io/llm-from-scratch/engine/cli.html.md"""
 
 # %% auto #0
 __all__ = ['ARCH_NAMES', 'ROPE_BASES', 'QUERIES_PER_KV_HEAD', 'TRAINING_OPTIONS', 'KEPT_BY_RESUME', 'OTHER_RUN_FILES',
-           'SPLIT_FILES', 'JUDGES', 'OPTIONS', 'FAMILIES', 'SAMPLING_RULE', 'CLIError', 'read_texts', 'read_text_list',
-           'log', 'arch_config', 'RunSettings', 'print_stream', 'read_labelled_texts', 'balance_labels', 'build_parser',
-           'main']
+           'SPLIT_FILES', 'JUDGES', 'OPTIONS', 'FAMILY_NAMES', 'FAMILIES', 'SAMPLING_RULE', 'CLIError', 'read_texts',
+           'read_text_list', 'log', 'arch_config', 'RunSettings', 'print_stream', 'read_labelled_texts',
+           'balance_labels', 'build_parser', 'main']
 
 # %% ../../nbs/engine/07_cli.ipynb #39673891
 import argparse
@@ -244,15 +244,19 @@ def _fits(value, annotation) -> bool:
 TRAINING_OPTIONS = ("warmup_steps", "min_lr", "grad_clip", "grad_accum", "precision", "compile")  # their flags default to None
 KEPT_BY_RESUME = ("config", "arch", "batch_size", "lr", "seed", "eval_freq", "eval_iter", "eot_in_data", *TRAINING_OPTIONS)  # a flag may repeat them, not change them
 
+def _context_length(asked:int|None, config:str, cfg:dict) -> int:
+    "The window a run trains on: `asked` (refused where longer than the model's context), else the book's 256 or the model's own if shorter."
+    if asked is None: return min(256, cfg["context_length"])
+    if asked > cfg["context_length"]:
+        raise CLIError(f"--context-length {asked} is larger than the {config} model's context length of {cfg['context_length']}")
+    return asked
+
 def _run_settings(args) -> tuple[dict, RunSettings, dict|None]:
     "The model config, the run's settings and (resuming) the saved training state (its progress a `TrainState`)."
     if args.resume: return _resumed_settings(args)
     config, arch = args.config or "small", args.arch or "gpt2"
     cfg = arch_config(arch, config)
-    ctx = min(256, cfg["context_length"]) if args.context_length is None else args.context_length
-    if ctx > cfg["context_length"]:
-        raise CLIError(f"--context-length {ctx} is larger than the {config} model's context length of {cfg['context_length']}")
-    cfg["context_length"] = ctx
+    cfg["context_length"] = _context_length(args.context_length, config, cfg)
     given = {key: getattr(args, key) for key in ("batch_size", "lr", "seed", "eval_freq", "eval_iter", "epochs", *TRAINING_OPTIONS)}
     given["precision"] = given["precision"] or "auto"   # decided by `_choose_precision` once the device is known
     run = RunSettings(config=config, arch=arch, data=args.data, eot_in_data=bool(args.eot_in_data), **{k: v for k, v in given.items() if v is not None})
@@ -343,6 +347,7 @@ def _tune(args) -> int:
         if value is not None and value < 1: raise CLIError(f"--{name.replace('_', '-')} must be at least 1, not {value}")
     if not 0 < args.train_ratio < 1: raise CLIError(f"--train-ratio must be between 0 and 1, not {args.train_ratio}")
     if args.timeout is not None and not args.timeout > 0: raise CLIError(f"--timeout must be a positive number of seconds, not {args.timeout}")
+    args.context_length = _context_length(args.context_length, args.config, GPT_CONFIGS[args.config])   # as pretrain chooses
     _check_seed(args.seed)
     device, storage = _device(args.device), Path(args.storage)
     _check_writable(storage, "--storage", folder=False)
@@ -350,9 +355,6 @@ def _tune(args) -> int:
         raise CLIError(f"--storage {storage} is not an SQLite file (a study of llmfs tune): give a new file name, or the study's file")
     texts, sources = read_text_list(args.data, refresh=args.refresh_data)   # documents: a literal <|endoftext|> in them is text
     text = texts[0] if not args.data else texts
-    if args.context_length is None: args.context_length = min(256, GPT_CONFIGS[args.config]["context_length"])   # as pretrain chooses
-    if args.context_length > GPT_CONFIGS[args.config]["context_length"]:
-        raise CLIError(f"--context-length {args.context_length} is larger than the {args.config} model's context length of {GPT_CONFIGS[args.config]['context_length']}")
     print(f"Searching the book's grid with Optuna: {args.trials} trial{'' if args.trials == 1 else 's'} of the {args.config} config (context {args.context_length}) on "
           f"{', '.join(sources)}, {args.jobs} process{'es' if args.jobs > 1 else ''} on {device}; the study is kept in {storage}", flush=True)
     try:
@@ -1301,7 +1303,9 @@ def _serve_parser(sub, run_on):
     v.add_argument("--max-tokens-limit", type=int, default=2048, help="the longest answer a request may ask for (default: 2048)")
     v.set_defaults(func=_serve)
 
-FAMILIES = "Llama 3, Qwen3, Gemma 3, OLMo 3, Tiny Aya, Gemma 4, Qwen3.5 or DeepSeek V3"   # HF_MODEL_TYPES's families, for the help
+FAMILY_NAMES = {"llama": "Llama 3", "qwen3": "Qwen3", "qwen3_moe": "Qwen3", "gemma3_text": "Gemma 3", "olmo3": "OLMo 3", "cohere2": "Tiny Aya",
+                "gemma4_text": "Gemma 4", "qwen3_5_text": "Qwen3.5", "deepseek_v3": "DeepSeek V3"}   # HF_MODEL_TYPES's, as the help names them
+FAMILIES = ", ".join(list(dict.fromkeys(FAMILY_NAMES.values()))[:-1]) + f" or {list(FAMILY_NAMES.values())[-1]}"
 
 SAMPLING_RULE = ("Decoding: generate continues a text, so it samples by default (--temperature 1 --top-k 50, as GPT-2's "
                  "own demos did);\nchat and finetune-instruct answer, so they decode greedily (--temperature 0, the book's "

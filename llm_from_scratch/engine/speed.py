@@ -390,11 +390,12 @@ def lm_loss(input_batch:torch.Tensor, target_batch:torch.Tensor, model:nn.Module
     return linear_cross_entropy(hidden, head.weight, head.bias, target_batch)
 
 # %% ../../nbs/engine/03_speed.ipynb #abdfeea3
-_M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4   # glibc's mallopt parameters (malloc.h)
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD, _M_MMAP_MAX = -1, -3, -4   # glibc's mallopt parameters (malloc.h)
 
-def reuse_freed_memory(on:bool=True, # keep freed blocks for reuse (True) or give them back (False: glibc's initial numbers; its sliding threshold stays off)
+def reuse_freed_memory(on:bool=True, # keep freed blocks for reuse (True) or give them back (False: glibc's initial numbers, held fixed)
                       ) -> bool: # False where the C library is not glibc and nothing changed
     "Make glibc serve large blocks from its heap and keep freed ones for the next allocation, instead of a fresh `mmap` each time."
     try: mallopt = ctypes.CDLL("libc.so.6").mallopt
     except (OSError, AttributeError): return False
-    return mallopt(_M_MMAP_MAX, 0 if on else 65536) == 1 and mallopt(_M_TRIM_THRESHOLD, (1 << 30) if on else 128 * 1024) == 1
+    if on: return mallopt(_M_MMAP_MAX, 0) == 1 and mallopt(_M_TRIM_THRESHOLD, 1 << 30) == 1
+    return all(mallopt(p, v) == 1 for p, v in ((_M_MMAP_MAX, 65536), (_M_TRIM_THRESHOLD, 128 * 1024), (_M_MMAP_THRESHOLD, 128 * 1024)))

@@ -374,7 +374,7 @@ def trials_table(
     names = list(dict.fromkeys(k for t in study.trials for k in t.params))
     rows = [{"number": t.number, "state": t.state.name, "val_loss": np.nan if t.value is None else t.value,
              **{k: t.params.get(k) for k in names},
-             "trained_epochs": t.user_attrs.get("epochs", np.nan),   # n_epochs capped by max_epochs (a pruned trial stopped sooner)
+             "trained_epochs": t.user_attrs.get("epochs", np.nan) if t.state.name == "COMPLETE" else np.nan,   # n_epochs capped by max_epochs
              "duration_s": t.duration.total_seconds() if t.duration else np.nan,
              "note": t.user_attrs.get("pruned_reason", "")}
             for t in study.get_trials(deepcopy=False, states=_finished())]
