@@ -141,6 +141,7 @@ def main(args):
     g = torch.Generator().manual_seed(0)
     data = torch.randint(0, cfg["vocab_size"], (2, args.seq_len + 1), generator=g).to(device)
     inputs, targets = data[:, :-1], data[:, 1:]
+    tokens = 2 * args.seq_len
     plain = lambda m, x, y: F.cross_entropy(m(x).flatten(0, 1), y.flatten())
     runs = {"book GPTModel (nn.Linear)": (book, plain), "llmfs GPTModel (as llmfs runs it)": (llmfs, lambda m, x, y: lm_loss(x, y, m, device)),
             "transformers GPT2LMHeadModel": (theirs, lambda m, x, y: F.cross_entropy(m(x).logits.flatten(0, 1), y.flatten()))}
@@ -154,22 +155,21 @@ def main(args):
         for name, (model, loss_of) in runs.items():
             times[name].append(timed(lambda: train_step(model, inputs, targets, loss_of), device)[0])
     peak = max(peak, matmul_peak(device, dtype))
-    products = products_seconds(cfg, 2 * args.seq_len, device, dtype)
-    step_flops = 2 * args.seq_len * flops_per_token(cfg, args.seq_len)["training GFLOPs/token"] * 1e9   # the same for all three
+    products = products_seconds(cfg, tokens, device, dtype)
+    step_flops = tokens * flops_per_token(cfg, args.seq_len)["training GFLOPs/token"] * 1e9   # the same for all three
     ref = statistics.median(times["transformers GPT2LMHeadModel"])
     print(f"Training step, batch 2 x {args.seq_len} tokens (median of {args.steps} after a warm-up); "
           f"{step_flops / 1e9:.0f} GFLOP a step; {'bfloat16 autocast' if args.bf16 else 'float32'}, whose peak here is {peak / 1e9:.0f} GFLOP/s")
     print(f"{'model':<34} {'loss':>8} {'s/step':>8} {'tokens/s':>9} {'vs transformers':>16} {'GFLOP/s':>8} {'of peak':>8}")
     for name, ts in times.items():
         m = statistics.median(ts)
-        print(f"{name:<34} {losses[name]:>8.4f} {m:>8.3f} {2 * args.seq_len / m:>9.0f} {ref / m:>15.2f}x "
+        print(f"{name:<34} {losses[name]:>8.4f} {m:>8.3f} {tokens / m:>9.0f} {ref / m:>15.2f}x "
               f"{step_flops / m / 1e9:>8.0f} {step_flops / m / peak:>8.0%}")
-    print(f"{'a step at the 4096^3 peak':<34} {'':>8} {step_flops / peak:>8.3f} {2 * args.seq_len * peak / step_flops:>9.0f} "
+    print(f"{'a step at the 4096^3 peak':<34} {'':>8} {step_flops / peak:>8.3f} {tokens * peak / step_flops:>9.0f} "
           f"{ref * peak / step_flops:>15.2f}x")
-    tokens = 2 * args.seq_len
     product_weights = flops_per_token(cfg)["non-embedding params"] + cfg["vocab_size"] * cfg["emb_dim"]   # the blocks' and the head's
     product_flops = 6 * tokens * product_weights   # the products' own FLOPs: attention left out
-    label = "the step's products alone"
+    label = "the step's products alone"   # (a quote inside an f-string's braces needs Python 3.12)
     print(f"{label:<34} {'':>8} {products:>8.3f} {tokens / products:>9.0f} {ref / products:>15.2f}x "
           f"{product_flops / products / 1e9:>8.0f} {product_flops / products / peak:>8.0%}  (the ceiling with F.linear's products)")
 

@@ -54,7 +54,7 @@ from .distributed import (cleanup_distributed, distributed_loader, init_distribu
 from .serve import classify_text, is_loopback, load_named_model, load_served_model, serve
 from .shards import INDEX_FILE, SEPARATOR, Encoded, ShardDataset, encode_joined, prepare_shards, read_index
 from .speed import FastLinear, bf16_verdict, reuse_freed_memory, use_fast_linear, use_fused_layers, use_fused_loss, use_sdpa, use_sdpa_where_exact
-from .trainer import TrainingInterrupted, TrainState, adamw, train
+from .trainer import TrainingInterrupted, TrainState, adamw, train, training_context
 
 # %% ../../nbs/engine/07_cli.ipynb #00aac48d
 class CLIError(Exception):
@@ -245,11 +245,9 @@ TRAINING_OPTIONS = ("warmup_steps", "min_lr", "grad_clip", "grad_accum", "precis
 KEPT_BY_RESUME = ("config", "arch", "batch_size", "lr", "seed", "eval_freq", "eval_iter", "eot_in_data", *TRAINING_OPTIONS)  # a flag may repeat them, not change them
 
 def _context_length(asked:int|None, config:str, cfg:dict) -> int:
-    "The window a run trains on: `asked` (refused where longer than the model's context), else the book's 256 or the model's own if shorter."
-    if asked is None: return min(256, cfg["context_length"])
-    if asked > cfg["context_length"]:
-        raise CLIError(f"--context-length {asked} is larger than the {config} model's context length of {cfg['context_length']}")
-    return asked
+    "`training_context` (engine/01_trainer) for a command's --context-length, its refusal a CLIError."
+    try: return training_context(cfg, asked, config, label="--context-length")
+    except ValueError as e: raise CLIError(str(e)) from None
 
 def _run_settings(args) -> tuple[dict, RunSettings, dict|None]:
     "The model config, the run's settings and (resuming) the saved training state (its progress a `TrainState`)."

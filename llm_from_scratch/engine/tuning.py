@@ -28,7 +28,7 @@ import torch
 from .. import pretraining
 from .shards import SEPARATOR, Encoded, encode_joined
 from .speed import use_fused_layers
-from .trainer import TrainingInterrupted, adamw, train
+from .trainer import TrainingInterrupted, adamw, train, training_context
 from ..gpt_model import GPT_CONFIGS, GPTModel, check_config
 from ..text_data import create_dataloader_v1, download, get_tokenizer
 from ..training_at_scale import warmup_cosine_lr
@@ -322,10 +322,7 @@ def tune(
     optuna = _optuna()
     if n_jobs < 1: raise ValueError(f"n_jobs must be at least 1, not {n_jobs}")
     if config not in GPT_CONFIGS: raise KeyError(f"Unknown config {config!r}; known: {', '.join(GPT_CONFIGS)}")
-    longest = GPT_CONFIGS[config]["context_length"]
-    context_length = min(256, longest) if context_length is None else context_length
-    if context_length > longest:   # a longer window would train another model than `llmfs pretrain --config` does
-        raise ValueError(f"context_length {context_length} is larger than the {config} model's context length of {longest}")
+    context_length = training_context(GPT_CONFIGS[config], context_length, config)   # the model `llmfs pretrain --config` trains
     text = download("the-verdict.txt").read_text(encoding="utf-8") if text is None else text
     joined = text if isinstance(text, str) else SEPARATOR.join(text)
     n_val = len(get_tokenizer().encode(joined[int(train_ratio * len(joined)):], allowed_special="all"))
