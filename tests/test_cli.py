@@ -371,6 +371,35 @@ def test_finetune_instruct_writes_a_model_its_answers_and_a_plot(instruct):
     assert "Final train loss" in r.stdout and "generating" in r.stderr and "Ep 1 (Step 000000)" in r.stdout
 
 
+@pytest.mark.parametrize("lora", [False, True])
+def test_finetune_instruct_resumes_exactly_after_ctrl_c(lora, instruct, full_run, tmp_path):
+    "Ctrl-C in finetune-instruct: exit 130, a checkpoint in --out's unfinished/; refused without --resume or with another option; with --resume, the uninterrupted run's weights and answers."
+    data = instruct[0].parent / "data.json"
+    command = [*LLMFS, "finetune-instruct", "--checkpoint", str(full_run[0]), "--data", str(data), "--epochs", "1", "--lr", "1e-3",
+               "--max-new-tokens", "8", "--no-fast-linear", *(["--lora-rank", "2", "--merge"] if lora else [])]
+    whole = instruct[0]
+    if lora:   # an uninterrupted run with adapters (trained alone: the optimizer holds a part of the model's parameters)
+        whole = tmp_path / "whole"
+        assert subprocess.run([*command, "--out", str(whole)], capture_output=True).returncode == 0
+    part = tmp_path / "part"
+    proc = subprocess.Popen([*command, "--out", str(part)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc.stdout.readline()             # the first line: the handler is set, training begins
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 130 and "SIGINT" in err and "--resume" in err, err
+    assert torch.load(part / "unfinished" / "training_state.pt", weights_only=True)["state"]["batch"] > 0   # stopped mid-epoch
+    r = subprocess.run([*command, "--out", str(part)], capture_output=True, text=True)
+    assert r.returncode == 2 and "holds an interrupted finetune-instruct run" in r.stderr and "--resume" in r.stderr, r.stderr
+    r = subprocess.run([*command, "--out", str(part), "--resume", "--batch-size", "4"], capture_output=True, text=True)
+    assert r.returncode == 2 and "--batch-size (4; the run had 8) differs" in r.stderr, r.stderr
+    r = subprocess.run([*command, "--out", str(part), "--resume"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[0].endswith(" (as the run it resumes)") and "Resuming the run in" in r.stdout, r.stdout
+    assert_same_weights(part, whole)
+    assert (part / "instruction-data-with-response.json").read_text() == (whole / "instruction-data-with-response.json").read_text()
+    assert sorted(p.name for p in part.iterdir()) == sorted(p.name for p in whole.iterdir())   # unfinished/ is gone
+
+
 @pytest.mark.parametrize("content, message", [
     ('[{"instruction": "a", "output": "b"},\n {"instruction": "c" "output": "d"}]', "not valid JSON, line 2 column 22"),
     ('[{"instruction": "a", "output": "b"}, {"instruction": "c"}]', "entry 1 has no 'output' field"),

@@ -6,9 +6,9 @@ Docs: https://llm-from-scratch.github.io/llm-from-scratch/engine/cli.html.md"""
 
 # %% auto #0
 __all__ = ['ARCH_NAMES', 'ROPE_BASES', 'QUERIES_PER_KV_HEAD', 'TRAINING_OPTIONS', 'KEPT_BY_RESUME', 'OTHER_RUN_FILES',
-           'SPLIT_FILES', 'JUDGES', 'OPTIONS', 'FAMILY_NAMES', 'FAMILIES', 'SAMPLING_RULE', 'CLIError', 'read_texts',
-           'read_text_list', 'log', 'arch_config', 'RunSettings', 'print_stream', 'read_labelled_texts',
-           'balance_labels', 'build_parser', 'main']
+           'SPLIT_FILES', 'UNFINISHED', 'INSTRUCT_SETTINGS', 'JUDGES', 'OPTIONS', 'FAMILY_NAMES', 'FAMILIES',
+           'SAMPLING_RULE', 'CLIError', 'read_texts', 'read_text_list', 'log', 'arch_config', 'RunSettings',
+           'print_stream', 'read_labelled_texts', 'balance_labels', 'build_parser', 'main']
 
 # %% ../../nbs/engine/07_cli.ipynb #39673891
 import argparse
@@ -19,6 +19,7 @@ import json
 import math
 import os
 import re
+import shutil
 import signal
 import sys
 import tempfile
@@ -111,10 +112,12 @@ def _refuse_non_finite(model:torch.nn.Module):
     if bad: raise NonFiniteLossError(f"{len(bad)} of the model's weight tensors hold nan or infinite values ({bad[0]}, ...): "
                                      "training diverged. Try a lower --lr.")
 
-def _speed_up(model:torch.nn.Module, device:torch.device, fast_linear:bool) -> torch.nn.Module:
+def _speed_up(model:torch.nn.Module, device:torch.device, fast_linear:bool,
+              force:bool|None=None, # oneDNN's layers or not as a resumed run chose them (None: measured, where fast_linear)
+             ) -> torch.nn.Module:
     "The engine's speed-ups for a model a command runs: fused layer norm and GELU, SDPA where exact, and oneDNN linear layers where measured faster on a CPU (--fast-linear, float32)."
     use_sdpa_where_exact(use_fused_layers(model))
-    if device.type == "cpu" and fast_linear and next(model.parameters()).dtype == torch.float32: use_fast_linear(model)
+    if device.type == "cpu" and (fast_linear or force) and next(model.parameters()).dtype == torch.float32: use_fast_linear(model, force=force)
     return model
 
 def _check_pretrain_args(args):
@@ -386,9 +389,9 @@ def _training_text(args, run:RunSettings) -> tuple[list[str], list[str]]:
     return texts, sources
 
 # %% ../../nbs/engine/07_cli.ipynb #3c27c049
-def _train_until_stopped(model, train_loader, val_loader, optimizer, device, run:RunSettings, state:TrainState|None, out:Path,
-                         sample_prompt:str, tokenizer, replacing:bool=False) -> int:
-    "Run the trainer's `train` with a checkpoint per epoch; Ctrl-C or SIGTERM stop it after the step, with a checkpoint."
+@contextlib.contextmanager
+def _stop_on_signal():
+    "Catch Ctrl-C and SIGTERM inside: the first sets the yielded dict's `signal` (the trainer finishes its step and checkpoints), a second quits at once."
     stop = {"signal": None, "at": 0.0}
     def _on_signal(signum, frame):
         if stop["signal"] is not None:  # asked twice: quit at once (nothing half written) ...
@@ -398,12 +401,20 @@ def _train_until_stopped(model, train_loader, val_loader, optimizer, device, run
         if rank() == 0: print(f"\nStopping after this step and writing a checkpoint ({signal.Signals(signum).name}; again to quit at once)", file=sys.stderr)
     in_main_thread = threading.current_thread() is threading.main_thread()  # signal handlers live there only
     previous = {s: signal.signal(s, _on_signal) for s in (signal.SIGINT, signal.SIGTERM)} if in_main_thread else {}
+    try: yield stop
+    finally:
+        for s, handler in previous.items(): signal.signal(s, handler)
+
+def _train_until_stopped(model, train_loader, val_loader, optimizer, device, run:RunSettings, state:TrainState|None, out:Path,
+                         sample_prompt:str, tokenizer, replacing:bool=False) -> int:
+    "Run the trainer's `train` with a checkpoint per epoch; Ctrl-C or SIGTERM stop it after the step, with a checkpoint."
     try:
-        options = _training_options(run, len(train_loader))  # (it fixes the schedule's length: before the settings are saved)
-        state = train(model, train_loader, val_loader, optimizer, device, run.epochs, run.eval_freq, run.eval_iter,
-                      start_context=sample_prompt, tokenizer=tokenizer, state=state, checkpoint_dir=out,
-                      should_stop=lambda s: stop["signal"] is not None, checkpoint_extra={"run": run.to_dict()}, progress=True, log=log,
-                      checkpoint_every=run.checkpoint_every, after_checkpoint=_forget_old_run(out) if replacing else None, **options)
+        with _stop_on_signal() as stop:
+            options = _training_options(run, len(train_loader))  # (it fixes the schedule's length: before the settings are saved)
+            state = train(model, train_loader, val_loader, optimizer, device, run.epochs, run.eval_freq, run.eval_iter,
+                          start_context=sample_prompt, tokenizer=tokenizer, state=state, checkpoint_dir=out,
+                          should_stop=lambda s: stop["signal"] is not None, checkpoint_extra={"run": run.to_dict()}, progress=True, log=log,
+                          checkpoint_every=run.checkpoint_every, after_checkpoint=_forget_old_run(out) if replacing else None, **options)
     except TrainingInterrupted as e:
         status = 128 + (stop["signal"] or signal.SIGTERM)  # a process that was not signalled itself stops with the others
         if rank() > 0: return status
@@ -420,8 +431,6 @@ def _train_until_stopped(model, train_loader, val_loader, optimizer, device, run
         kept = f"the last complete checkpoint in {out} is kept" if (out/MANIFEST_FILE).exists() else "no checkpoint was written"
         print(f"llmfs: error: could not write the checkpoint in {out}: {e.strerror or e}; {kept}", file=sys.stderr)
         return 1
-    finally:
-        for s, handler in previous.items(): signal.signal(s, handler)
     if rank() == 0: _save_loss_plot(out, state, run)
     print(f"Done: {_epochs(state.epoch)}, final train loss {state.train_losses[-1]:.3f}, val loss "
           f"{state.val_losses[-1]:.3f}" if state.train_losses else f"Done: {_epochs(state.epoch)}")
@@ -684,7 +693,7 @@ def _start_finetuning(args):
     _check_lora_args(args)
     _check_seed(args.seed)
     device, out = _device(args.device), Path(args.out)
-    _check_out(out, continuing=False, overwrite=args.overwrite, resumable=False)
+    _check_out(out, continuing=getattr(args, "resume", False), overwrite=args.overwrite, resumable=False)
     precision, why = _finetuning_precision(args, device)
     if args.checkpoint:
         arch = load_arch_config(args.checkpoint)[0]
@@ -779,7 +788,7 @@ def _classify(args) -> int:
 
 # %% ../../nbs/engine/07_cli.ipynb #4b04db33
 def _instruction_data(args, context_length:int, tokenizer):
-    "The split instruction data of `llmfs finetune-instruct` as loaders, and the test entries."
+    "The split instruction data of `llmfs finetune-instruct` as loaders, the test entries, and the file they came from."
     path = args.data or download(DATA_FILES["instruction-data.json"])
     if not Path(path).is_file(): raise CLIError(f"--data {path}: no such file")
     train_data, val_data, test_data = split_data(load_json_entries(path))
@@ -791,7 +800,7 @@ def _instruction_data(args, context_length:int, tokenizer):
     loaders = [torch.utils.data.DataLoader(InstructionDataset(part, tokenizer, mask_instructions=args.mask_instructions),
                                            batch_size=args.batch_size, collate_fn=collate, shuffle=i == 0, drop_last=i == 0)
                for i, part in enumerate((train_data, val_data))]
-    return loaders, test_data
+    return loaders, test_data, Path(path)
 
 def _answer_test_set(model, test_data:list, tokenizer, device, args, out:Path):
     "Answer the test instructions (batched, greedy) and write them with the answers to out/instruction-data-with-response.json."
@@ -803,29 +812,107 @@ def _answer_test_set(model, test_data:list, tokenizer, device, args, out:Path):
     with atomic_path(out/"instruction-data-with-response.json") as tmp:
         Path(tmp).write_text(json.dumps(test_data, indent=4), encoding="utf-8")
 
+UNFINISHED = "unfinished"   # the folder in --out where finetune-instruct keeps its checkpoint until the run is done
+
+# the settings an interrupted finetune-instruct run must be continued with, and the options that set them
+INSTRUCT_SETTINGS = {"base": "--model/--checkpoint", "data_sha256": "--data", "batch_size": "--batch-size", "lr": "--lr",
+                     "seed": "--seed", "mask_instructions": "--mask-instructions", "drop_rate": "--drop-rate",
+                     "lora_rank": "--lora-rank", "lora_alpha": "--lora-alpha", "precision": "--precision",
+                     "measure_fast_linear": "--no-fast-linear"}
+
+def _check_unfinished(out:Path, resume:bool, overwrite:bool):
+    "Before any download: --resume needs the interrupted run that --out's unfinished/ holds; without it such a run is replaced only with --overwrite."
+    unfinished = out/UNFINISHED
+    if resume and overwrite: raise CLIError("--overwrite cannot be used with --resume")
+    if resume and not (unfinished/STATE_FILE).is_file():
+        raise CLIError(f"--resume: {out} holds no interrupted finetune-instruct run (one keeps its checkpoint in {unfinished} until it is done)")
+    if not resume and unfinished.exists() and not overwrite:
+        raise CLIError(f"{out} holds an interrupted finetune-instruct run ({unfinished}): continue it with the same command and --resume, "
+                       "or start again with --overwrite (or choose another --out)")
+
+def _unfinished_run(unfinished:Path) -> dict:
+    "The training state of an interrupted finetune-instruct run, with its settings (`_instruct_settings`) under 'finetune'."
+    saved = load_training_state(unfinished)
+    if not isinstance(saved.get("finetune"), dict) or set(saved["finetune"]) != {*INSTRUCT_SETTINGS, "fast_linear"}:
+        raise CheckpointError(f"{unfinished/STATE_FILE} holds no finetune-instruct settings: it is not an interrupted run of that command")
+    return saved
+
+def _instruct_settings(args, base:str, data:Path, precision:str) -> dict:
+    "What a finetune-instruct run trains with, saved with its checkpoint, that its continuation must share (INSTRUCT_SETTINGS)."
+    base = str(Path(base).resolve()) if args.checkpoint else base
+    return {"base": base, "data_sha256": sha256sum(data), "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
+            "mask_instructions": args.mask_instructions, "drop_rate": args.drop_rate, "lora_rank": args.lora_rank,
+            "lora_alpha": args.lora_alpha, "precision": precision, "measure_fast_linear": args.fast_linear}
+
+def _check_same_settings(saved:dict, now:dict, unfinished:Path):
+    "Refuse to continue an interrupted run with other settings than it started with, naming the first that differs."
+    for name, flag in INSTRUCT_SETTINGS.items():
+        if saved.get(name) != now[name]:
+            what = ("the --data file" if name == "data_sha256" else f"{flag} ({now[name]}; the run had {saved.get(name)})")
+            raise CLIError(f"{what} differs from what the run in {unfinished} started with: continue it with the same "
+                           "options, or start again with --overwrite")
+
 def _finetune_instruct(args) -> int:
-    "The `llmfs finetune-instruct` command: chapter 7's finetuning, with the book's settings as defaults."
+    "The `llmfs finetune-instruct` command: chapter 7's finetuning, with the book's settings as defaults; Ctrl-C keeps a checkpoint that --resume continues."
     if args.max_new_tokens < 1: raise CLIError(f"--max-new-tokens must be at least 1, not {args.max_new_tokens}")
+    _check_unfinished(Path(args.out), args.resume, args.overwrite)
+    saved, auto = (_unfinished_run(Path(args.out)/UNFINISHED) if args.resume else None), args.precision == "auto"
+    if saved is not None and auto: args.precision = saved["finetune"]["precision"]   # the run's own choice
     device, out, model, base, precision, why = _start_finetuning(args)
+    unfinished = out/UNFINISHED
+    if saved is not None and auto: why = " (as the run it resumes)"
     tokenizer = get_tokenizer()
-    (train_loader, val_loader), test_data = _instruction_data(args, model.cfg["context_length"], tokenizer)
+    (train_loader, val_loader), test_data, data = _instruction_data(args, model.cfg["context_length"], tokenizer)
+    settings = _instruct_settings(args, base, data, precision)
+    if saved is not None: _check_same_settings(saved["finetune"], settings, unfinished)
     set_drop_rate(model, args.drop_rate)
-    _speed_up(model, device, args.fast_linear)
+    _speed_up(model, device, args.fast_linear, force=saved["finetune"]["fast_linear"] if saved is not None else None)
+    settings["fast_linear"] = type(model.out_head) is FastLinear   # (a resume keeps the choice: the same products)
     torch.manual_seed(args.seed)
     if args.lora_rank: _add_lora(model, args)
     use_fused_loss(model)  # (a head with adapters keeps its own forward)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=args.lr, weight_decay=0.1)
-    print(f"Finetuning {base} on {len(train_loader) * args.batch_size} instructions"
-          f"{' (the loss counts the responses only)' if args.mask_instructions else ''}"
-          f"{f', LoRA rank {args.lora_rank}, alpha {args.lora_alpha}' if args.lora_rank else ''}, in {precision}{why}", flush=True)
-    try:
-        state = train(model, train_loader, val_loader, optimizer, device, args.epochs, eval_freq=5, eval_iter=5, progress=True, log=log,
-                      precision=precision)
-        _refuse_non_finite(model)   # (a step whose loss was finite may still have left nan weights)
-    except NonFiniteLossError as e:
-        print(f"llmfs: error: {e} Nothing was written.", file=sys.stderr)
-        return 1
-    _answer_test_set(model, test_data, tokenizer, device, args, out)
+    state = None
+    if saved is not None:  # the weights, the optimizer's moments and the progress where the run stopped
+        load_weights(model, checked_file(unfinished, WEIGHTS_FILE))
+        names = {id(p): name for name, p in model.named_parameters()}
+        check_optimizer_state(optimizer, saved["optimizer"], str(unfinished/STATE_FILE), names)
+        optimizer.load_state_dict(saved["optimizer"])
+        state = TrainState.from_dict(saved["state"])
+    elif unfinished.exists(): shutil.rmtree(unfinished)   # --overwrite: the interrupted run's checkpoint goes
+    with _stop_on_signal() as stop:   # (before the first line: a signal that follows it is never lost)
+        print(f"Finetuning {base} on {len(train_loader) * args.batch_size} instructions"
+              f"{' (the loss counts the responses only)' if args.mask_instructions else ''}"
+              f"{f', LoRA rank {args.lora_rank}, alpha {args.lora_alpha}' if args.lora_rank else ''}, in {precision}{why}", flush=True)
+        if state is not None:
+            where = (f"its {_epochs(state.epoch)} trained; answering the test set" if state.epoch >= args.epochs else
+                     f"at epoch {state.epoch + 1}, batch {state.batch + 1} of {len(train_loader)}")
+            print(f"Resuming the run in {unfinished}: {where}", flush=True)
+        try:
+            state = train(model, train_loader, val_loader, optimizer, device, args.epochs, eval_freq=5, eval_iter=5, progress=True, log=log,
+                          precision=precision, state=state, checkpoint_dir=unfinished, should_stop=lambda s: stop["signal"] is not None,
+                          checkpoint_extra={"finetune": settings})
+            _refuse_non_finite(model)   # (a step whose loss was finite may still have left nan weights)
+            if stop["signal"] is not None:  # asked during the last step: training is done, the test answers are not begun
+                print(f"Interrupted after training: the finetuned model is kept in {unfinished}; the same command with --resume "
+                      "answers the test set without training again", file=sys.stderr)
+                return 128 + stop["signal"]
+        except TrainingInterrupted as e:
+            print(f"Interrupted at step {e.state.step}: continue with the same command and --resume (the checkpoint is in {unfinished})", file=sys.stderr)
+            return 128 + (stop["signal"] or signal.SIGTERM)  # 130 for Ctrl-C, 143 for SIGTERM, as a shell reports them
+        except NonFiniteLossError as e:
+            kept = f"The checkpoint of the last finished epoch in {unfinished} is kept." if (unfinished/MANIFEST_FILE).exists() else "Nothing was written."
+            print(f"llmfs: error: {e} {kept}", file=sys.stderr)
+            return 1
+        except OSError as e:  # a full disk, a folder that went away: the save is all or nothing
+            kept = f"the last complete checkpoint in {unfinished} is kept" if (unfinished/MANIFEST_FILE).exists() else "no checkpoint was written"
+            print(f"llmfs: error: could not write the checkpoint in {unfinished}: {e.strerror or e}; {kept}", file=sys.stderr)
+            return 1
+    try: _answer_test_set(model, test_data, tokenizer, device, args, out)
+    except KeyboardInterrupt:  # the trained model is in the checkpoint: a resume answers without training again
+        print(f"\nInterrupted while answering the test set: the finetuned model is kept in {unfinished}; the same command "
+              "with --resume answers without training again", file=sys.stderr)
+        return 130
     if state.train_losses:
         fig = plot_losses(torch.linspace(0, args.epochs, len(state.train_losses)), state.track_tokens_seen,
                           state.train_losses, state.val_losses)
@@ -833,7 +920,8 @@ def _finetune_instruct(args) -> int:
         print(f"Final train loss {state.train_losses[-1]:.3f}, val loss {state.val_losses[-1]:.3f}")
     if args.lora_rank: save_adapters(out, model, base_model=base, extra={"instruct": {"format": "alpaca", "base_model": base}})
     if args.merge: merge_lora(model)
-    if not args.lora_rank or args.merge: save_instruct_model(out, model, base_model=base)  # last: a folder with a model is a finished run
+    if not args.lora_rank or args.merge: save_instruct_model(out, model, base_model=base)  # a folder with a model is a finished run ...
+    shutil.rmtree(unfinished, ignore_errors=True)   # ... and its checkpoint for a resume is no longer needed
     print(f"Model: {out}/ ({', '.join(sorted(p.name for p in out.iterdir()))}); "
           f"test answers: {out}/instruction-data-with-response.json")
     return 0
@@ -1206,7 +1294,10 @@ def _finetune_instruct_parser(sub, run_on, finetuning):
     i.add_argument("--batch-size", type=int, default=8, help="entries per batch (default: 8)")
     i.add_argument("--mask-instructions", action="store_true", help="count only the responses' tokens in the loss (exercise 7.2)")
     i.add_argument("--max-new-tokens", type=int, default=256, help="the longest test answer, in tokens (default: 256)")
-    i.add_argument("--out", default="runs/instruct", metavar="DIR", help="where to write the model (default: runs/instruct)")
+    i.add_argument("--out", default="runs/instruct", metavar="DIR", help="where to write the model (default: runs/instruct); "
+                   f"until the run is done, DIR/{UNFINISHED} keeps its checkpoint (after each epoch, and on Ctrl-C or SIGTERM)")
+    i.add_argument("--resume", action="store_true", help=f"continue the interrupted run in --out's {UNFINISHED} folder, exactly where "
+                   "it stopped (the same command, with --resume; --epochs may be raised)")
     _finetuning_options(i)
     i.set_defaults(func=_finetune_instruct)
 
