@@ -375,19 +375,17 @@ def test_finetune_instruct_writes_a_model_its_answers_and_a_plot(instruct):
 def test_finetune_instruct_resumes_exactly_after_ctrl_c(lora, instruct, full_run, tmp_path):
     "Ctrl-C in finetune-instruct: exit 130, a checkpoint in --out's unfinished/; refused without --resume or with another option; with --resume, the uninterrupted run's weights and answers."
     data = instruct[0].parent / "data.json"
-    command = [*LLMFS, "finetune-instruct", "--checkpoint", str(full_run[0]), "--data", str(data), "--epochs", "1", "--lr", "1e-3",
+    command = [*LLMFS, "finetune-instruct", "--checkpoint", str(full_run[0]), "--data", str(data), "--epochs", "2", "--lr", "1e-3",
                "--max-new-tokens", "8", "--no-fast-linear", *(["--lora-rank", "2", "--merge"] if lora else [])]
-    whole = instruct[0]
-    if lora:   # an uninterrupted run with adapters (trained alone: the optimizer holds a part of the model's parameters)
-        whole = tmp_path / "whole"
-        assert subprocess.run([*command, "--out", str(whole)], capture_output=True).returncode == 0
-    part = tmp_path / "part"
+    whole, part = tmp_path / "whole", tmp_path / "part"   # (with adapters, the optimizer holds a part of the model's parameters)
+    r = subprocess.run([*command, "--out", str(whole)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
     proc = subprocess.Popen([*command, "--out", str(part)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    proc.stdout.readline()             # the first line: the handler is set, training begins
+    proc.stdout.readline()             # the first line: the handler is set, 12 steps are to come
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=300)
     assert proc.returncode == 130 and "SIGINT" in err and "--resume" in err, err
-    assert torch.load(part / "unfinished" / "training_state.pt", weights_only=True)["state"]["batch"] > 0   # stopped mid-epoch
+    assert torch.load(part / "unfinished" / "training_state.pt", weights_only=True)["state"]["epoch"] < 2   # stopped while training
     r = subprocess.run([*command, "--out", str(part)], capture_output=True, text=True)
     assert r.returncode == 2 and "holds an interrupted finetune-instruct run" in r.stderr and "--resume" in r.stderr, r.stderr
     r = subprocess.run([*command, "--out", str(part), "--resume", "--batch-size", "4"], capture_output=True, text=True)

@@ -48,7 +48,7 @@ from ..pretraining import CheckpointError, NonFiniteLossError, generate_stream, 
 from ..text_data import DATA_FILES, DataFile, DownloadError, GPTDatasetV1, atomic_path, download, get_tokenizer, sha256sum
 from .checkpoints import (ARCHITECTURES, CONFIG_FILE, MANIFEST_FILE, STATE_FILE, WEIGHTS_FILE, check_optimizer_state, checked_file,
                                                  load_adapted, load_arch_config, load_classifier, load_instruct_model, load_model,
-                                                 load_training_state, load_weights, save_adapters, save_classifier, save_instruct_model, UncheckedCheckpoint)
+                                                 load_training_state, load_weights, recover_checkpoint, save_adapters, save_classifier, save_instruct_model, UncheckedCheckpoint)
 from .make_data import KINDS as DATA_KINDS, make_data_file
 from .distributed import (cleanup_distributed, distributed_loader, init_distributed, load_optimizer_state,
                                                  parallelize, rank, unwrap_model, world_size)
@@ -427,15 +427,18 @@ def _train_until_stopped(model, train_loader, val_loader, optimizer, device, run
         kept = f"The last good checkpoint in {out} is kept." if (out/CONFIG_FILE).exists() else "No checkpoint was written."
         print(f"llmfs: error: {e} {kept}", file=sys.stderr)
         return 1
-    except OSError as e:  # a full disk, a folder that went away: the save is all or nothing
-        kept = f"the last complete checkpoint in {out} is kept" if (out/MANIFEST_FILE).exists() else "no checkpoint was written"
-        print(f"llmfs: error: could not write the checkpoint in {out}: {e.strerror or e}; {kept}", file=sys.stderr)
-        return 1
+    except OSError as e: return _checkpoint_not_written(out, e)
     if rank() == 0: _save_loss_plot(out, state, run)
     print(f"Done: {_epochs(state.epoch)}, final train loss {state.train_losses[-1]:.3f}, val loss "
           f"{state.val_losses[-1]:.3f}" if state.train_losses else f"Done: {_epochs(state.epoch)}")
     print(f"Checkpoint: {out}/ (model.safetensors, config.json, training_state.pt, manifest.json, loss.png)")
     return 0
+
+def _checkpoint_not_written(folder:Path, e:OSError) -> int:
+    "Say that a checkpoint could not be written into `folder` (a full disk, a folder that went away) and that the last complete one is kept; exit status 1."
+    kept = f"the last complete checkpoint in {folder} is kept" if (folder/MANIFEST_FILE).exists() else "no checkpoint was written"
+    print(f"llmfs: error: could not write the checkpoint in {folder}: {e.strerror or e}; {kept}", file=sys.stderr)   # (saves are all or nothing)
+    return 1
 
 OTHER_RUN_FILES = ("loss.png", "accuracy.png", "adapters.json", "adapters.safetensors", "dpo.json", "instruction-data-with-response.json")
 
@@ -693,7 +696,7 @@ def _start_finetuning(args):
     _check_lora_args(args)
     _check_seed(args.seed)
     device, out = _device(args.device), Path(args.out)
-    _check_out(out, continuing=getattr(args, "resume", False), overwrite=args.overwrite, resumable=False)
+    _check_out(out, continuing=False, overwrite=args.overwrite, resumable=False)
     precision, why = _finetuning_precision(args, device)
     if args.checkpoint:
         arch = load_arch_config(args.checkpoint)[0]
@@ -788,8 +791,8 @@ def _classify(args) -> int:
 
 # %% ../../nbs/engine/07_cli.ipynb #4b04db33
 def _instruction_data(args, context_length:int, tokenizer):
-    "The split instruction data of `llmfs finetune-instruct` as loaders, the test entries, and the file they came from."
-    path = args.data or download(DATA_FILES["instruction-data.json"])
+    "The split instruction data of `llmfs finetune-instruct` as loaders, and the test entries."
+    path = _instruction_file(args)
     if not Path(path).is_file(): raise CLIError(f"--data {path}: no such file")
     train_data, val_data, test_data = split_data(load_json_entries(path))
     if len(train_data) < args.batch_size or not val_data:
@@ -800,7 +803,7 @@ def _instruction_data(args, context_length:int, tokenizer):
     loaders = [torch.utils.data.DataLoader(InstructionDataset(part, tokenizer, mask_instructions=args.mask_instructions),
                                            batch_size=args.batch_size, collate_fn=collate, shuffle=i == 0, drop_last=i == 0)
                for i, part in enumerate((train_data, val_data))]
-    return loaders, test_data, Path(path)
+    return loaders, test_data
 
 def _answer_test_set(model, test_data:list, tokenizer, device, args, out:Path):
     "Answer the test instructions (batched, greedy) and write them with the answers to out/instruction-data-with-response.json."
@@ -817,13 +820,15 @@ UNFINISHED = "unfinished"   # the folder in --out where finetune-instruct keeps 
 # the settings an interrupted finetune-instruct run must be continued with, and the options that set them
 INSTRUCT_SETTINGS = {"base": "--model/--checkpoint", "data_sha256": "--data", "batch_size": "--batch-size", "lr": "--lr",
                      "seed": "--seed", "mask_instructions": "--mask-instructions", "drop_rate": "--drop-rate",
-                     "lora_rank": "--lora-rank", "lora_alpha": "--lora-alpha", "precision": "--precision",
-                     "measure_fast_linear": "--no-fast-linear"}
+                     "lora_rank": "--lora-rank", "lora_alpha": "--lora-alpha", "precision": "--precision"}
 
 def _check_unfinished(out:Path, resume:bool, overwrite:bool):
     "Before any download: --resume needs the interrupted run that --out's unfinished/ holds; without it such a run is replaced only with --overwrite."
     unfinished = out/UNFINISHED
     if resume and overwrite: raise CLIError("--overwrite cannot be used with --resume")
+    if unfinished.is_dir():  # a save cut short: finished if it had committed, else dropped
+        recover_checkpoint(unfinished)
+        if not (unfinished/STATE_FILE).is_file(): shutil.rmtree(unfinished)   # no checkpoint in it: nothing to resume, nothing lost
     if resume and not (unfinished/STATE_FILE).is_file():
         raise CLIError(f"--resume: {out} holds no interrupted finetune-instruct run (one keeps its checkpoint in {unfinished} until it is done)")
     if not resume and unfinished.exists() and not overwrite:
@@ -833,16 +838,34 @@ def _check_unfinished(out:Path, resume:bool, overwrite:bool):
 def _unfinished_run(unfinished:Path) -> dict:
     "The training state of an interrupted finetune-instruct run, with its settings (`_instruct_settings`) under 'finetune'."
     saved = load_training_state(unfinished)
-    if not isinstance(saved.get("finetune"), dict) or set(saved["finetune"]) != {*INSTRUCT_SETTINGS, "fast_linear"}:
-        raise CheckpointError(f"{unfinished/STATE_FILE} holds no finetune-instruct settings: it is not an interrupted run of that command")
+    if (not isinstance(saved.get("finetune"), dict) or set(saved["finetune"]) != {*INSTRUCT_SETTINGS, "fast_linear"}
+            or not {"optimizer", "state"} <= saved.keys()):
+        raise CheckpointError(f"{unfinished/STATE_FILE} holds no finetune-instruct settings: it is not an interrupted run of that "
+                              "command (start again with --overwrite)")
     return saved
 
-def _instruct_settings(args, base:str, data:Path, precision:str) -> dict:
+def _instruction_file(args) -> Path:
+    "The instruction data of finetune-instruct: --data, or the book's file (downloaded once)."
+    return Path(args.data) if args.data else download(DATA_FILES["instruction-data.json"])
+
+def _instruct_settings(args, precision:str) -> dict:
     "What a finetune-instruct run trains with, saved with its checkpoint, that its continuation must share (INSTRUCT_SETTINGS)."
-    base = str(Path(base).resolve()) if args.checkpoint else base
-    return {"base": base, "data_sha256": sha256sum(data), "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
-            "mask_instructions": args.mask_instructions, "drop_rate": args.drop_rate, "lora_rank": args.lora_rank,
-            "lora_alpha": args.lora_alpha, "precision": precision, "measure_fast_linear": args.fast_linear}
+    data = _instruction_file(args)
+    if not data.is_file(): raise CLIError(f"--data {data}: no such file")
+    return {"base": str(Path(args.checkpoint).resolve()) if args.checkpoint else args.model, "data_sha256": sha256sum(data),
+            "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed, "mask_instructions": args.mask_instructions,
+            "drop_rate": args.drop_rate, "lora_rank": args.lora_rank, "lora_alpha": args.lora_alpha, "precision": precision}
+
+def _check_resumable(saved:dict, args, unfinished:Path):
+    "Before the model is loaded: refuse to continue an interrupted run with options it did not start with, or with fewer --epochs than it has begun."
+    run, state = saved["finetune"], TrainState.from_dict(saved["state"])
+    if args.epochs < state.epoch + (state.batch > 0):
+        done = f"{_epochs(state.epoch)} and {state.batch} batches" if state.batch else _epochs(state.epoch)
+        raise CLIError(f"--epochs {args.epochs}: the run in {unfinished} has trained {done}; continue it to at least "
+                       f"{state.epoch + (state.batch > 0)} epochs, or start again with --overwrite")
+    if run["fast_linear"] and not args.fast_linear:
+        raise CLIError(f"--no-fast-linear: the run in {unfinished} trained with oneDNN's linear layers; continue it without "
+                       "the option (the same products), or start again with --overwrite")
 
 def _check_same_settings(saved:dict, now:dict, unfinished:Path):
     "Refuse to continue an interrupted run with other settings than it started with, naming the first that differs."
@@ -852,19 +875,31 @@ def _check_same_settings(saved:dict, now:dict, unfinished:Path):
             raise CLIError(f"{what} differs from what the run in {unfinished} started with: continue it with the same "
                            "options, or start again with --overwrite")
 
+def _forget_old_model(out:Path):
+    "A callback for the trainer under --overwrite: once the new run's first checkpoint is written, remove the model and files --out held."
+    done = []
+    def forget(state):
+        if done: return
+        for name in (MANIFEST_FILE, CONFIG_FILE, WEIGHTS_FILE, STATE_FILE, *OTHER_RUN_FILES): (out/name).unlink(missing_ok=True)
+        done.append(True)
+    return forget
+
 def _finetune_instruct(args) -> int:
     "The `llmfs finetune-instruct` command: chapter 7's finetuning, with the book's settings as defaults; Ctrl-C keeps a checkpoint that --resume continues."
     if args.max_new_tokens < 1: raise CLIError(f"--max-new-tokens must be at least 1, not {args.max_new_tokens}")
     _check_unfinished(Path(args.out), args.resume, args.overwrite)
     saved, auto = (_unfinished_run(Path(args.out)/UNFINISHED) if args.resume else None), args.precision == "auto"
-    if saved is not None and auto: args.precision = saved["finetune"]["precision"]   # the run's own choice
+    if saved is not None:  # the options the run started with, before anything is loaded
+        _check_lora_args(args)   # (it sets --lora-alpha's default)
+        if auto: args.precision = saved["finetune"]["precision"]   # the run's own choice
+        _check_same_settings(saved["finetune"], _instruct_settings(args, args.precision), Path(args.out)/UNFINISHED)
+        _check_resumable(saved, args, Path(args.out)/UNFINISHED)
     device, out, model, base, precision, why = _start_finetuning(args)
     unfinished = out/UNFINISHED
     if saved is not None and auto: why = " (as the run it resumes)"
     tokenizer = get_tokenizer()
-    (train_loader, val_loader), test_data, data = _instruction_data(args, model.cfg["context_length"], tokenizer)
-    settings = _instruct_settings(args, base, data, precision)
-    if saved is not None: _check_same_settings(saved["finetune"], settings, unfinished)
+    (train_loader, val_loader), test_data = _instruction_data(args, model.cfg["context_length"], tokenizer)
+    settings = _instruct_settings(args, precision)
     set_drop_rate(model, args.drop_rate)
     _speed_up(model, device, args.fast_linear, force=saved["finetune"]["fast_linear"] if saved is not None else None)
     settings["fast_linear"] = type(model.out_head) is FastLinear   # (a resume keeps the choice: the same products)
@@ -879,7 +914,7 @@ def _finetune_instruct(args) -> int:
         check_optimizer_state(optimizer, saved["optimizer"], str(unfinished/STATE_FILE), names)
         optimizer.load_state_dict(saved["optimizer"])
         state = TrainState.from_dict(saved["state"])
-    elif unfinished.exists(): shutil.rmtree(unfinished)   # --overwrite: the interrupted run's checkpoint goes
+    elif unfinished.exists(): shutil.rmtree(unfinished)   # --overwrite: the interrupted run's checkpoint goes ...
     with _stop_on_signal() as stop:   # (before the first line: a signal that follows it is never lost)
         print(f"Finetuning {base} on {len(train_loader) * args.batch_size} instructions"
               f"{' (the loss counts the responses only)' if args.mask_instructions else ''}"
@@ -891,27 +926,25 @@ def _finetune_instruct(args) -> int:
         try:
             state = train(model, train_loader, val_loader, optimizer, device, args.epochs, eval_freq=5, eval_iter=5, progress=True, log=log,
                           precision=precision, state=state, checkpoint_dir=unfinished, should_stop=lambda s: stop["signal"] is not None,
-                          checkpoint_extra={"finetune": settings})
+                          checkpoint_extra={"finetune": settings}, after_checkpoint=_forget_old_model(out) if args.overwrite else None)
             _refuse_non_finite(model)   # (a step whose loss was finite may still have left nan weights)
             if stop["signal"] is not None:  # asked during the last step: training is done, the test answers are not begun
-                print(f"Interrupted after training: the finetuned model is kept in {unfinished}; the same command with --resume "
-                      "answers the test set without training again", file=sys.stderr)
+                print(f"Interrupted after training: the finetuned model is kept in {unfinished} for the same command with --resume, "
+                      "which answers the test set without training again", file=sys.stderr)
                 return 128 + stop["signal"]
         except TrainingInterrupted as e:
             print(f"Interrupted at step {e.state.step}: continue with the same command and --resume (the checkpoint is in {unfinished})", file=sys.stderr)
             return 128 + (stop["signal"] or signal.SIGTERM)  # 130 for Ctrl-C, 143 for SIGTERM, as a shell reports them
         except NonFiniteLossError as e:
-            kept = f"The checkpoint of the last finished epoch in {unfinished} is kept." if (unfinished/MANIFEST_FILE).exists() else "Nothing was written."
+            kept = (f"Start again with --overwrite (a --resume would repeat the same steps from the last checkpoint, in {unfinished})."
+                    if (unfinished/MANIFEST_FILE).exists() else "Nothing was written.")
             print(f"llmfs: error: {e} {kept}", file=sys.stderr)
             return 1
-        except OSError as e:  # a full disk, a folder that went away: the save is all or nothing
-            kept = f"the last complete checkpoint in {unfinished} is kept" if (unfinished/MANIFEST_FILE).exists() else "no checkpoint was written"
-            print(f"llmfs: error: could not write the checkpoint in {unfinished}: {e.strerror or e}; {kept}", file=sys.stderr)
-            return 1
+        except OSError as e: return _checkpoint_not_written(unfinished, e)
     try: _answer_test_set(model, test_data, tokenizer, device, args, out)
     except KeyboardInterrupt:  # the trained model is in the checkpoint: a resume answers without training again
-        print(f"\nInterrupted while answering the test set: the finetuned model is kept in {unfinished}; the same command "
-              "with --resume answers without training again", file=sys.stderr)
+        print(f"\nInterrupted while answering the test set: the finetuned model is kept in {unfinished} for the same command "
+              "with --resume, which answers without training again", file=sys.stderr)
         return 130
     if state.train_losses:
         fig = plot_losses(torch.linspace(0, args.epochs, len(state.train_losses)), state.track_tokens_seen,
