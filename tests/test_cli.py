@@ -243,8 +243,11 @@ def test_bad_arguments_give_one_line(args, message, tmp_path):
 def test_short_text_is_a_clear_error(tmp_path):
     (tmp_path / "short.txt").write_text("Too short to train on.")
     r = llmfs("pretrain", "--data", tmp_path / "short.txt", "--config", "tiny", "--out", tmp_path / "run")
-    assert r.returncode == 2 and "too short" in r.stderr and "Traceback" not in r.stderr
+    assert r.returncode == 2 and "too short" in r.stderr and "its training part has" in r.stderr and "Traceback" not in r.stderr
     assert not (tmp_path / "run").exists()
+    (tmp_path / "short.txt").write_text("Every effort moves you. " * 60)   # 302 tokens: 4 windows of 64 to train on, 31 tokens for validation
+    r = llmfs("pretrain", "--data", tmp_path / "short.txt", "--config", "tiny", "--out", tmp_path / "run")
+    assert r.returncode == 2 and "its validation part has 31 tokens, too short for one window" in r.stderr, r.stderr
 
 
 @pytest.mark.skipif(shutil.which("llmfs") is None, reason="the console script is installed with the package")

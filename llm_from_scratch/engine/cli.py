@@ -496,10 +496,12 @@ def _pretrain_in_process(args, device:torch.device) -> int:
                        "resume exactly there (a checkpoint written at the end of an epoch can)")
     run.sampler = "distributed"  # windows in DistributedSampler's order, from the seed and the epoch
     shards = _shards_folder(args, run)
+    part = "training"   # the part being read: a too-short one is named
     try:  # each process gets its share of every batch, in an order set by the seed and the epoch
         if shards is not None:  # windows read from disk as they are needed: memory stays flat however large the corpus
             size, sources = f"the shards in {shards}", [f"{shards} (shards)"]
-            train_set, val_set = ShardDataset(shards, ctx, "train"), ShardDataset(shards, ctx, "val")
+            train_set, part = ShardDataset(shards, ctx, "train"), "validation"
+            val_set = ShardDataset(shards, ctx, "val")
             tokens = train_set.tokens + val_set.tokens
         else:
             texts, sources = _training_text(args, run)
@@ -508,11 +510,13 @@ def _pretrain_in_process(args, device:torch.device) -> int:
             ids = [encode_joined(texts, a, b, tokenizer, run.eot_in_data) for a, b in ((0, split), (split, length))]
             tokens = sum(map(len, ids))
             size = f"the text ({tokens:,} tokens, 90% for training and 10% for validation)"
-            train_set, val_set = (GPTDatasetV1("", Encoded(part), ctx, ctx) for part in ids)
+            train_set, part = GPTDatasetV1("", Encoded(ids[0]), ctx, ctx), "validation"
+            val_set = GPTDatasetV1("", Encoded(ids[1]), ctx, ctx)
+        part = "training"
         train_loader = distributed_loader(train_set, bs, shuffle=True, seed=run.seed, drop_last=True)
         val_loader = distributed_loader(val_set, bs, shuffle=False, drop_last=False)
     except ValueError as e:
-        why = str(e).replace("The text has", "its training or validation part has", 1)   # the dataset speaks of the part it was given
+        why = str(e).replace("The text has", f"its {part} part has", 1)   # the dataset speaks of the part it was given
         raise CLIError(f"{size} is too short for --context-length {ctx} and --batch-size {bs}: {why}") from None
     torch.manual_seed(run.seed)
     model = use_fused_layers(ARCHITECTURES[run.arch](cfg).to(device))  # GPT-2's layer norms and GELUs fused (engine/03_speed)
