@@ -401,6 +401,18 @@ def test_finetune_instruct_resumes_exactly_after_ctrl_c(lora, instruct, full_run
     assert sorted(p.name for p in part.iterdir()) == sorted(p.name for p in whole.iterdir())   # unfinished/ is gone
 
 
+def test_finetune_instruct_refuses_its_base_folder_and_a_model_beside_an_interrupted_run(full_run, tmp_path):
+    "--out the --checkpoint folder would replace the base it trains on; --resume where --out also holds a model would replace that one."
+    before = sorted(p.name for p in full_run[0].iterdir())
+    one_line_error(llmfs("finetune-instruct", "--checkpoint", full_run[0], "--out", full_run[0], "--overwrite"), "is the --checkpoint folder")
+    assert sorted(p.name for p in full_run[0].iterdir()) == before
+    (tmp_path / "unfinished").mkdir()
+    (tmp_path / "unfinished" / "manifest.json").write_text("{}")   # an interrupted run's committed checkpoint, as far as the check reads
+    (tmp_path / "config.json").write_text("{}")                     # and a model written beside it since
+    one_line_error(llmfs("finetune-instruct", "--checkpoint", full_run[0], "--out", tmp_path, "--resume"),
+                   "holds a model beside the interrupted run")
+
+
 @pytest.mark.parametrize("content, message", [
     ('[{"instruction": "a", "output": "b"},\n {"instruction": "c" "output": "d"}]', "not valid JSON, line 2 column 22"),
     ('[{"instruction": "a", "output": "b"}, {"instruction": "c"}]', "entry 1 has no 'output' field"),

@@ -48,7 +48,7 @@ from ..pretraining import CheckpointError, NonFiniteLossError, generate_stream, 
 from ..text_data import DATA_FILES, DataFile, DownloadError, GPTDatasetV1, atomic_path, download, get_tokenizer, sha256sum
 from .checkpoints import (ARCHITECTURES, CONFIG_FILE, MANIFEST_FILE, STATE_FILE, WEIGHTS_FILE, check_optimizer_state, checked_file,
                                                  load_adapted, load_arch_config, load_classifier, load_instruct_model, load_model,
-                                                 load_training_state, load_weights, recover_checkpoint, save_adapters, save_classifier, save_instruct_model, UncheckedCheckpoint)
+                                                 load_training_state, load_weights, save_adapters, save_classifier, save_instruct_model, UncheckedCheckpoint)
 from .make_data import KINDS as DATA_KINDS, make_data_file
 from .distributed import (cleanup_distributed, distributed_loader, init_distributed, load_optimizer_state,
                                                  parallelize, rank, unwrap_model, world_size)
@@ -700,6 +700,8 @@ def _start_finetuning(args):
     _check_lora_args(args)
     _check_seed(args.seed)
     device, out = _device(args.device), Path(args.out)
+    if args.checkpoint and out.resolve() == Path(args.checkpoint).resolve():
+        raise CLIError(f"--out {out} is the --checkpoint folder: the finetuned model would replace the one it starts from; choose another --out")
     _check_out(out, continuing=False, overwrite=args.overwrite, resumable=False)
     precision, why = _finetuning_precision(args, device)
     if args.checkpoint:
@@ -827,15 +829,16 @@ INSTRUCT_SETTINGS = {"base": "--model/--checkpoint", "data_sha256": "--data", "b
                      "lora_rank": "--lora-rank", "lora_alpha": "--lora-alpha", "precision": "--precision"}
 
 def _check_unfinished(out:Path, resume:bool, overwrite:bool):
-    "Before any download: --resume needs the interrupted run that --out's unfinished/ holds; without it such a run is replaced only with --overwrite."
+    "Before any download, reading only: --resume needs the interrupted run that --out's unfinished/ holds, alone; without it such a run is replaced only with --overwrite."
     unfinished = out/UNFINISHED
+    held = (unfinished/MANIFEST_FILE).is_file()   # a committed checkpoint (a first save cut short before its commit point leaves none)
     if resume and overwrite: raise CLIError("--overwrite cannot be used with --resume")
-    if unfinished.is_dir():  # a save cut short: finished if it had committed, else dropped
-        recover_checkpoint(unfinished)
-        if not (unfinished/STATE_FILE).is_file(): shutil.rmtree(unfinished)   # no checkpoint in it: nothing to resume, nothing lost
-    if resume and not (unfinished/STATE_FILE).is_file():
+    if resume and not held:
         raise CLIError(f"--resume: {out} holds no interrupted finetune-instruct run (one keeps its checkpoint in {unfinished} until it is done)")
-    if not resume and unfinished.exists() and not overwrite:
+    if resume and any((out/name).exists() for name in (CONFIG_FILE, MANIFEST_FILE, "adapters.json")):   # (the run would replace it)
+        raise CLIError(f"{out} holds a model beside the interrupted run in {unfinished}: move the model elsewhere to resume, "
+                       "or start again with --overwrite")
+    if not resume and held and not overwrite:
         raise CLIError(f"{out} holds an interrupted finetune-instruct run ({unfinished}): continue it with the same command and --resume, "
                        "or start again with --overwrite (or choose another --out)")
 
@@ -904,6 +907,7 @@ def _finetune_instruct(args) -> int:
     tokenizer = get_tokenizer()
     (train_loader, val_loader), test_data = _instruction_data(args, model.cfg["context_length"], tokenizer)
     settings = _instruct_settings(args, precision)
+    if saved is not None: _check_same_settings(saved["finetune"], settings, unfinished)   # (the data file, read again)
     set_drop_rate(model, args.drop_rate)
     _speed_up(model, device, args.fast_linear, force=saved["finetune"]["fast_linear"] if saved is not None else None)
     settings["fast_linear"] = type(model.out_head) is FastLinear   # (a resume keeps the choice: the same products)
@@ -918,7 +922,7 @@ def _finetune_instruct(args) -> int:
         check_optimizer_state(optimizer, saved["optimizer"], str(unfinished/STATE_FILE), names)
         optimizer.load_state_dict(saved["optimizer"])
         state = TrainState.from_dict(saved["state"])
-    elif unfinished.exists(): shutil.rmtree(unfinished)   # --overwrite: the interrupted run's checkpoint goes ...
+    elif unfinished.exists(): shutil.rmtree(unfinished)   # --overwrite (or a first save cut short): what the folder held goes ...
     with _stop_on_signal() as stop:   # (before the first line: a signal that follows it is never lost)
         print(f"Finetuning {base} on {len(train_loader) * args.batch_size} instructions"
               f"{' (the loss counts the responses only)' if args.mask_instructions else ''}"
@@ -937,7 +941,8 @@ def _finetune_instruct(args) -> int:
                       "which answers the test set without training again", file=sys.stderr)
                 return 128 + stop["signal"]
         except TrainingInterrupted as e:
-            print(f"Interrupted at step {e.state.step}: continue with the same command and --resume (the checkpoint is in {unfinished})", file=sys.stderr)
+            same = "the same command without --overwrite" if args.overwrite else "the same command"
+            print(f"Interrupted at step {e.state.step}: continue with {same} and --resume (the checkpoint is in {unfinished})", file=sys.stderr)
             return 128 + (stop["signal"] or signal.SIGTERM)  # 130 for Ctrl-C, 143 for SIGTERM, as a shell reports them
         except NonFiniteLossError as e:
             kept = (f"Start again with --overwrite (a --resume would repeat the same steps from the last checkpoint, in {unfinished})."
