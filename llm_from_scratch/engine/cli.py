@@ -43,7 +43,7 @@ from ..lora import LORA_CONFIG, merge_lora, replace_linear_with_lora
 from ..modern_llms import ChatTokenizer, Qwen3Tokenizer, stream_reply
 from ..preference_tuning import PreferenceDataset, add_reference_logprobs, identical_pairs, load_preference_data, plot_dpo_metrics, train_dpo
 from ..preference_tuning import custom_collate_fn as preference_collate_fn
-from ..pretrained_weights import load_gpt2
+from ..pretrained_weights import GPT2_BOOK_NAMES, load_gpt2
 from ..pretraining import CheckpointError, NonFiniteLossError, generate_stream, get_device, plot_losses, text_pieces
 from ..text_data import DATA_FILES, DataFile, DownloadError, GPTDatasetV1, atomic_path, download, get_tokenizer, sha256sum
 from .checkpoints import (ARCHITECTURES, CONFIG_FILE, MANIFEST_FILE, STATE_FILE, WEIGHTS_FILE, check_optimizer_state, checked_file,
@@ -855,11 +855,17 @@ def _instruction_file(args) -> Path:
     "The instruction data of finetune-instruct: --data, or the book's file (downloaded once)."
     return Path(args.data) if args.data else download(DATA_FILES["instruction-data.json"])
 
+def _base_name(args) -> str:
+    "The model a finetuning run starts from, one name for one model: a folder's full path, or GPT-2's name for the book's names of it."
+    if args.checkpoint: return str(Path(args.checkpoint).resolve())
+    if Path(args.model).expanduser().exists(): return str(Path(args.model).expanduser().resolve())
+    return GPT2_BOOK_NAMES.get(args.model, args.model)
+
 def _instruct_settings(args, precision:str) -> dict:
     "What a finetune-instruct run trains with, saved with its checkpoint, that its continuation must share (INSTRUCT_SETTINGS)."
     data = _instruction_file(args)
     if not data.is_file(): raise CLIError(f"--data {data}: no such file")
-    return {"base": str(Path(args.checkpoint).resolve()) if args.checkpoint else args.model, "data_sha256": sha256sum(data),
+    return {"base": _base_name(args), "data_sha256": sha256sum(data),
             "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed, "mask_instructions": args.mask_instructions,
             "drop_rate": args.drop_rate, "lora_rank": args.lora_rank, "lora_alpha": args.lora_alpha, "precision": precision}
 
