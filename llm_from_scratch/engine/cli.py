@@ -870,7 +870,7 @@ def _instruct_settings(args, precision:str) -> dict:
             "drop_rate": args.drop_rate, "lora_rank": args.lora_rank, "lora_alpha": args.lora_alpha, "precision": precision}
 
 def _check_resumable(saved:dict, args, unfinished:Path):
-    "Before the model is loaded: refuse to continue an interrupted run with options it did not start with, or with fewer --epochs than it has begun."
+    "Before the model is loaded: refuse a continuation that could not be exact: fewer --epochs than the run has begun, or --no-fast-linear where it trained with oneDNN's layers."
     run, state = saved["finetune"], TrainState.from_dict(saved["state"])
     if args.epochs < state.epoch + (state.batch > 0):
         done = f"{_epochs(state.epoch)} and {state.batch} batches" if state.batch else _epochs(state.epoch)
