@@ -829,6 +829,21 @@ def _answer_test_set(model, test_data:list, tokenizer, device, args, out:Path):
         Path(tmp).write_text(json.dumps(test_data, indent=4), encoding="utf-8")
 
 
+# %% ../../nbs/engine/07_cli.ipynb #4879ca2b
+@contextlib.contextmanager
+def _terminate_as_interrupt():
+    "Inside, SIGTERM raises KeyboardInterrupt as Ctrl-C does; the yielded dict's `signal` says which of the two came."
+    got = {"signal": signal.SIGINT}
+    def _on_terminate(signum, frame):
+        got["signal"] = signal.Signals(signum)
+        raise KeyboardInterrupt
+    in_main_thread = threading.current_thread() is threading.main_thread()  # signal handlers live there only
+    previous = signal.signal(signal.SIGTERM, _on_terminate) if in_main_thread else None
+    try: yield got
+    finally:
+        if in_main_thread: signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+
+
 # %% ../../nbs/engine/07_cli.ipynb #856adfac
 UNFINISHED = "unfinished"   # the folder in --out where finetune-instruct keeps its checkpoint until the run is done
 
@@ -958,11 +973,12 @@ def _finetune_instruct(args) -> int:
             print(f"llmfs: error: {e} {kept}", file=sys.stderr)
             return 1
         except OSError as e: return _checkpoint_not_written(unfinished, e)
-    try: _answer_test_set(model, test_data, tokenizer, device, args, out)
-    except KeyboardInterrupt:  # the trained model is in the checkpoint: a resume answers without training again
-        print(f"\nInterrupted while answering the test set: the finetuned model is kept in {unfinished} for the same command "
-              "with --resume, which answers without training again", file=sys.stderr)
-        return 130
+    with _terminate_as_interrupt() as got:
+        try: _answer_test_set(model, test_data, tokenizer, device, args, out)
+        except KeyboardInterrupt:  # the trained model is in the checkpoint: a resume answers without training again
+            print(f"\nInterrupted while answering the test set ({got['signal'].name}): the finetuned model is kept in {unfinished} "
+                  "for the same command with --resume, which answers without training again", file=sys.stderr)
+            return 128 + got["signal"]
     if state.train_losses:
         fig = plot_losses(torch.linspace(0, args.epochs, len(state.train_losses)), state.track_tokens_seen,
                           state.train_losses, state.val_losses)
