@@ -247,6 +247,8 @@ def _fits(value, annotation) -> bool:
     if int in kinds: return type(value) is int
     return isinstance(value, kinds)
 
+
+# %% ../../nbs/engine/07_cli.ipynb #b6b1c083
 TRAINING_OPTIONS = ("warmup_steps", "min_lr", "grad_clip", "grad_accum", "precision", "compile")  # their flags default to None
 KEPT_BY_RESUME = ("config", "arch", "batch_size", "lr", "seed", "eval_freq", "eval_iter", "eot_in_data", *TRAINING_OPTIONS)  # a flag may repeat them, not change them
 
@@ -304,6 +306,8 @@ def _training_options(run:RunSettings, steps_per_epoch:int) -> dict:
     if run.grad_clip is not None: options.update(grad_clip=run.grad_clip, clip_from=run.warmup_steps)
     return options
 
+
+# %% ../../nbs/engine/07_cli.ipynb #cc62fca7
 def _shards_folder(args, run:RunSettings) -> Path|None:
     "The folder of `llmfs prepare-data` shards that --data names (a resumed run's must hold the same tokens), or None for text."
     data = args.data or (run.data if args.resume else None)
@@ -320,6 +324,20 @@ def _shards_folder(args, run:RunSettings) -> Path|None:
     run.data, run.shards = [str(folder)], shards
     return folder
 
+def _training_text(args, run:RunSettings) -> tuple[list[str], list[str]]:
+    "The training texts and their sources' names; a resumed run's must be the text it started with (never re-downloaded)."
+    if args.resume:
+        texts, sources = read_text_list(args.data or run.data, offline=True)
+        if hashlib.sha256(SEPARATOR.join(texts).encode()).hexdigest() != run.text_sha256:
+            raise CLIError(f"the training text differs from the one the run in {args.resume} started with")
+        run.data = args.data or run.data
+        return texts, sources
+    texts, sources = read_text_list(args.data, refresh=args.refresh_data)
+    run.text_sha256 = hashlib.sha256(SEPARATOR.join(texts).encode()).hexdigest()
+    return texts, sources
+
+
+# %% ../../nbs/engine/07_cli.ipynb #a3b43040
 def _prepare_data(args) -> int:
     "The `llmfs prepare-data` command: tokenise text files into shards for `llmfs pretrain --data`."
     for name in ("shard_tokens", "workers"):
@@ -379,17 +397,6 @@ def _tune(args) -> int:
     print(f"All trials: {storage.parent/'trials.csv'}; plot: {storage.parent/'trials.png'}; resume or extend with the same command")
     return 0
 
-def _training_text(args, run:RunSettings) -> tuple[list[str], list[str]]:
-    "The training texts and their sources' names; a resumed run's must be the text it started with (never re-downloaded)."
-    if args.resume:
-        texts, sources = read_text_list(args.data or run.data, offline=True)
-        if hashlib.sha256(SEPARATOR.join(texts).encode()).hexdigest() != run.text_sha256:
-            raise CLIError(f"the training text differs from the one the run in {args.resume} started with")
-        run.data = args.data or run.data
-        return texts, sources
-    texts, sources = read_text_list(args.data, refresh=args.refresh_data)
-    run.text_sha256 = hashlib.sha256(SEPARATOR.join(texts).encode()).hexdigest()
-    return texts, sources
 
 # %% ../../nbs/engine/07_cli.ipynb #3c27c049
 @contextlib.contextmanager
