@@ -701,6 +701,8 @@ def _classifier_data(args, context_length:int, tokenizer, work:Path):
     if len(sets[0]) < args.batch_size: raise CLIError(f"--data {path}: too few texts for one batch of {args.batch_size}")
     return sets, names, sets[0].max_length
 
+
+# %% ../../nbs/engine/07_cli.ipynb #e6171f31
 def _start_finetuning(args):
     "Check the options the finetuning commands share, then load the model to finetune: (device, out, model, base name, precision, why)."
     for name in ("epochs", "batch_size"):
@@ -750,6 +752,8 @@ def _add_lora(model, args):
     for p in model.parameters(): p.requires_grad = False
     replace_linear_with_lora(model, args.lora_rank, args.lora_alpha)
 
+
+# %% ../../nbs/engine/07_cli.ipynb #e8100007
 def _finetune_classifier(args) -> int:
     "The `llmfs finetune-classifier` command: chapter 6's finetuning, with the book's settings as defaults."
     device, out, model, base, precision, why = _start_finetuning(args)
@@ -783,6 +787,7 @@ def _finetune_classifier(args) -> int:
     with atomic_path(out/"accuracy.png") as tmp: fig.savefig(tmp, format="png", dpi=120)
     print(f"Classifier: {out}/ ({', '.join(sorted(p.name for p in out.iterdir()))})")
     return 0
+
 
 # %% ../../nbs/engine/07_cli.ipynb #110fd35f
 def _classify(args) -> int:
@@ -1029,6 +1034,8 @@ def _evaluate(args) -> int:
     print(f"Scores per entry: {out}")
     return 0
 
+
+# %% ../../nbs/engine/07_cli.ipynb #8ba2f877
 def _make_data(args) -> int:
     "The `llmfs make-data` command: notebook 06's recipes for data made by an LLM, every reply cached so that a rerun continues."
     url, model, api_key = _judge_address(args)
@@ -1063,6 +1070,8 @@ def _make_data(args) -> int:
             print(f"  {sim:.3f}  entries {i} and {j} of the output" + (f": {kept[i]['instruction'][:60]!r} / {kept[j]['instruction'][:60]!r}" if kept else ""))
     return 0
 
+
+# %% ../../nbs/engine/07_cli.ipynb #43608b45
 def _chat(args) -> int:
     "The `llmfs chat` command: each message in the Alpaca format, the answer streamed."
     if args.max_new_tokens < 1: raise CLIError(f"--max-new-tokens must be at least 1, not {args.max_new_tokens}")
@@ -1113,6 +1122,7 @@ def _chat_model(args, device:torch.device) -> int:
             print()
         finally: messages.append({"role": "assistant", "content": reply})   # (cut short by Ctrl-C: what it said so far)
     return _converse(args.prompt, answer, f"Chatting with {args.model} ({type(model).__name__})")
+
 
 # %% ../../nbs/engine/07_cli.ipynb #d38f67ac
 def _preference_loaders(args, model, tokenizer, device):
