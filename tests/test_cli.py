@@ -405,12 +405,17 @@ def test_finetune_instruct_says_what_is_kept_when_sigterm_stops_its_answers(inst
     "SIGTERM while the test set is answered: exit 143 with a message, the trained model kept; --resume answers without training again."
     command = [*LLMFS, "finetune-instruct", "--checkpoint", str(full_run[0]), "--data", str(instruct[0].parent / "data.json"),
                "--epochs", "1", "--lr", "1e-3", "--no-fast-linear", "--out", str(tmp_path / "model")]
-    proc = subprocess.Popen([*command, "--max-new-tokens", "5000"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    for line in proc.stdout:   # (5,000 tokens an answer, one answer at a time: seconds of answering to come)
-        if line.startswith("Answering the"): break
-    proc.send_signal(signal.SIGTERM)
-    out, err = proc.communicate(timeout=300)
-    assert proc.returncode == 143 and "Interrupted while answering the test set (SIGTERM)" in err, (proc.returncode, err[-1500:])
+    with open(tmp_path / "stderr.txt", "w+") as stderr:   # (a file: the progress bars never fill a pipe nobody reads)
+        proc = subprocess.Popen([*command, "--max-new-tokens", "5000"], stdout=subprocess.PIPE, stderr=stderr, text=True)
+        try:
+            for line in proc.stdout:   # (5,000 tokens an answer, one answer at a time: seconds of answering to come)
+                if line.startswith("Answering the"): break
+            proc.send_signal(signal.SIGTERM)
+            proc.communicate(timeout=300)
+        finally: proc.kill()
+        stderr.seek(0)
+        err = stderr.read()
+    assert proc.returncode == 143 and "Interrupted before the model was written (SIGTERM)" in err, (proc.returncode, err[-1500:])
     assert sorted(p.name for p in (tmp_path / "model").iterdir()) == ["unfinished"]
     r = subprocess.run([*command, "--max-new-tokens", "8", "--resume"], capture_output=True, text=True)
     assert r.returncode == 0 and "its 1 epoch trained; answering the test set" in r.stdout and "Ep 1" not in r.stdout, r.stdout + r.stderr
@@ -418,7 +423,7 @@ def test_finetune_instruct_says_what_is_kept_when_sigterm_stops_its_answers(inst
 
 
 def test_finetune_instruct_refuses_its_base_folder_and_a_model_beside_an_interrupted_run(full_run, tmp_path):
-    "--out the --checkpoint folder would replace the base it trains on; --resume where --out also holds a model would replace that one."
+    "--out the --checkpoint (or --model) folder would replace the base it trains on (dpo's too); --resume where --out also holds a model would replace that one."
     before = sorted(p.name for p in full_run[0].iterdir())
     one_line_error(llmfs("finetune-instruct", "--checkpoint", full_run[0], "--out", full_run[0], "--overwrite"), "is the --checkpoint folder")
     assert sorted(p.name for p in full_run[0].iterdir()) == before
@@ -427,6 +432,9 @@ def test_finetune_instruct_refuses_its_base_folder_and_a_model_beside_an_interru
     (tmp_path / "config.json").write_text("{}")                     # and a model written beside it since
     one_line_error(llmfs("finetune-instruct", "--checkpoint", full_run[0], "--out", tmp_path, "--resume"),
                    "holds a model beside the interrupted run")
+    one_line_error(llmfs("finetune-instruct", "--model", full_run[0], "--out", full_run[0], "--overwrite"), "is the --model folder")
+    one_line_error(llmfs("dpo", "--checkpoint", full_run[0], "--out", full_run[0], "--overwrite"), "is the --checkpoint folder")
+    assert sorted(p.name for p in full_run[0].iterdir()) == before
 
 
 @pytest.mark.parametrize("content, message", [

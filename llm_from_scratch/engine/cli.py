@@ -703,6 +703,11 @@ def _classifier_data(args, context_length:int, tokenizer, work:Path):
 
 
 # %% ../../nbs/engine/07_cli.ipynb #e6171f31
+def _refuse_base_as_out(out:Path, base:str|None, flag:str):
+    "Refuse an --out that is the folder of the model a command starts from: the new model would replace it."
+    if base and Path(base).expanduser().exists() and out.resolve() == Path(base).expanduser().resolve():
+        raise CLIError(f"--out {out} is the {flag} folder: the finetuned model would replace the one it starts from; choose another --out")
+
 def _start_finetuning(args):
     "Check the options the finetuning commands share, then load the model to finetune: (device, out, model, base name, precision, why)."
     for name in ("epochs", "batch_size"):
@@ -712,8 +717,7 @@ def _start_finetuning(args):
     _check_lora_args(args)
     _check_seed(args.seed)
     device, out = _device(args.device), Path(args.out)
-    if args.checkpoint and out.resolve() == Path(args.checkpoint).resolve():
-        raise CLIError(f"--out {out} is the --checkpoint folder: the finetuned model would replace the one it starts from; choose another --out")
+    _refuse_base_as_out(out, args.checkpoint or args.model, "--checkpoint" if args.checkpoint else "--model")
     _check_out(out, continuing=False, overwrite=args.overwrite, resumable=False)
     precision, why = _finetuning_precision(args, device)
     if args.checkpoint:
@@ -724,20 +728,6 @@ def _start_finetuning(args):
     try: return device, out, load_gpt2(args.model, device), args.model, precision, why
     except CheckpointError: raise
     except ValueError as e: raise CLIError(f"--model {args.model}: {e}") from None
-
-def _finetuning_precision(args, device:torch.device) -> tuple[str, str]:
-    "The precision a finetuning command trains in (--precision: fp32 or bf16, auto decided as `llmfs pretrain` decides it), and why."
-    precision, why = _decide_precision(args.precision, device)
-    if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
-        raise CLIError("--precision bf16: this GPU has no bfloat16; use fp32")
-    return precision, why
-
-def _autocast(precision:str, device:torch.device):
-    "A whole training loop's forward passes in `precision`: autocast to bfloat16 for bf16 (the weights and their updates stay float32); fp32 as they are."
-    if precision != "bf16": return contextlib.nullcontext()
-    # autocast keeps each weight's bfloat16 copy until the context exits: around a whole loop, every step would
-    # reuse the copies of the first (the updates unseen). cache_enabled=False casts the weights anew in each forward pass.
-    return torch.autocast(device.type, dtype=torch.bfloat16, cache_enabled=False)
 
 def _check_lora_args(args):
     "--lora-rank and --lora-alpha: positive, and --lora-alpha only with a rank."
@@ -751,6 +741,22 @@ def _add_lora(model, args):
     "Freeze `model` and give every linear layer LoRA adapters of --lora-rank and --lora-alpha (notebook 09)."
     for p in model.parameters(): p.requires_grad = False
     replace_linear_with_lora(model, args.lora_rank, args.lora_alpha)
+
+
+# %% ../../nbs/engine/07_cli.ipynb #6ca7bd25
+def _finetuning_precision(args, device:torch.device) -> tuple[str, str]:
+    "The precision a finetuning command trains in (--precision: fp32 or bf16, auto decided as `llmfs pretrain` decides it), and why."
+    precision, why = _decide_precision(args.precision, device)
+    if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise CLIError("--precision bf16: this GPU has no bfloat16; use fp32")
+    return precision, why
+
+def _autocast(precision:str, device:torch.device):
+    "A whole training loop's forward passes in `precision`: autocast to bfloat16 for bf16 (the weights and their updates stay float32); fp32 as they are."
+    if precision != "bf16": return contextlib.nullcontext()
+    # autocast keeps each weight's bfloat16 copy until the context exits: around a whole loop, every step would
+    # reuse the copies of the first (the updates unseen). cache_enabled=False casts the weights anew in each forward pass.
+    return torch.autocast(device.type, dtype=torch.bfloat16, cache_enabled=False)
 
 
 # %% ../../nbs/engine/07_cli.ipynb #e8100007
@@ -847,6 +853,7 @@ def _terminate_as_interrupt():
     "Inside, SIGTERM raises KeyboardInterrupt as Ctrl-C does; the yielded dict's `signal` says which of the two came."
     got = {"signal": signal.SIGINT}
     def _on_terminate(signum, frame):
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)   # a second SIGTERM ends the process at once
         got["signal"] = signal.Signals(signum)
         raise KeyboardInterrupt
     in_main_thread = threading.current_thread() is threading.main_thread()  # signal handlers live there only
@@ -879,6 +886,7 @@ def _check_unfinished(out:Path, resume:bool, overwrite:bool):
 INSTRUCT_SETTINGS = {"base": "--model/--checkpoint", "data_sha256": "--data", "batch_size": "--batch-size", "lr": "--lr",
                      "seed": "--seed", "mask_instructions": "--mask-instructions", "drop_rate": "--drop-rate",
                      "lora_rank": "--lora-rank", "lora_alpha": "--lora-alpha", "precision": "--precision"}
+OLD_MODEL_FILES = (MANIFEST_FILE, CONFIG_FILE, WEIGHTS_FILE, STATE_FILE, *OTHER_RUN_FILES)   # what --overwrite replaces in --out
 
 def _unfinished_run(unfinished:Path) -> dict:
     "The training state of an interrupted finetune-instruct run, with its settings (`_instruct_settings`) under 'finetune'."
@@ -924,7 +932,17 @@ def _check_same_settings(saved:dict, now:dict, unfinished:Path):
 
 
 # %% ../../nbs/engine/07_cli.ipynb #4936b917
-OLD_MODEL_FILES = (MANIFEST_FILE, CONFIG_FILE, WEIGHTS_FILE, STATE_FILE, *OTHER_RUN_FILES)   # what --overwrite replaces in --out
+def _finish_instruct(model, state:TrainState, test_data:list, tokenizer, device, args, out:Path, base:str):
+    "After finetune-instruct's training: the test set answered, the loss plot, and the model (or its adapters) written."
+    _answer_test_set(model, test_data, tokenizer, device, args, out)
+    if state.train_losses:
+        fig = plot_losses(torch.linspace(0, args.epochs, len(state.train_losses)), state.track_tokens_seen,
+                          state.train_losses, state.val_losses)
+        with atomic_path(out/"loss.png") as tmp: fig.savefig(tmp, format="png", dpi=120)
+        print(f"Final train loss {state.train_losses[-1]:.3f}, val loss {state.val_losses[-1]:.3f}")
+    if args.lora_rank: save_adapters(out, model, base_model=base, extra={"instruct": {"format": "alpaca", "base_model": base}})
+    if args.merge: merge_lora(model)
+    if not args.lora_rank or args.merge: save_instruct_model(out, model, base_model=base)  # a folder with a model is a finished run
 
 def _finetune_instruct(args) -> int:
     "The `llmfs finetune-instruct` command: chapter 7's finetuning, with the book's settings as defaults; Ctrl-C keeps a checkpoint that --resume continues."
@@ -958,48 +976,40 @@ def _finetune_instruct(args) -> int:
         optimizer.load_state_dict(saved["optimizer"])
         state = TrainState.from_dict(saved["state"])
     elif unfinished.exists(): shutil.rmtree(unfinished)   # --overwrite (or a first save cut short): what the folder held goes ...
-    with _stop_on_signal() as stop:   # (before the first line: a signal that follows it is never lost)
-        print(f"Finetuning {base} on {len(train_loader) * args.batch_size} instructions"
-              f"{' (the loss counts the responses only)' if args.mask_instructions else ''}"
-              f"{f', LoRA rank {args.lora_rank}, alpha {args.lora_alpha}' if args.lora_rank else ''}, in {precision}{why}", flush=True)
-        if state is not None:
-            where = (f"its {_epochs(state.epoch)} trained; answering the test set" if state.epoch >= args.epochs else
-                     f"at epoch {state.epoch + 1}, batch {state.batch + 1} of {len(train_loader)}")
-            print(f"Resuming the run in {unfinished}: {where}", flush=True)
-        try:
-            state = train(model, train_loader, val_loader, optimizer, device, args.epochs, eval_freq=5, eval_iter=5, progress=True, log=log,
-                          precision=precision, state=state, checkpoint_dir=unfinished, should_stop=lambda s: stop["signal"] is not None,
-                          checkpoint_extra={"finetune": settings}, after_checkpoint=_forget_old_run(out, OLD_MODEL_FILES) if args.overwrite else None)
-            _refuse_non_finite(model)   # (a step whose loss was finite may still have left nan weights)
-            if stop["signal"] is not None:  # asked during the last step: training is done, the test answers are not begun
-                print(f"Interrupted after training: the finetuned model is kept in {unfinished} for the same command with --resume, "
-                      "which answers the test set without training again", file=sys.stderr)
-                return 128 + stop["signal"]
-        except TrainingInterrupted as e:
-            same = "the same command without --overwrite" if args.overwrite else "the same command"
-            print(f"Interrupted at step {e.state.step}: continue with {same} and --resume (the checkpoint is in {unfinished})", file=sys.stderr)
-            return 128 + (stop["signal"] or signal.SIGTERM)  # 130 for Ctrl-C, 143 for SIGTERM, as a shell reports them
-        except NonFiniteLossError as e:
-            kept = (f"Start again with --overwrite (a --resume would repeat the same steps from the last checkpoint, in {unfinished})."
-                    if (unfinished/MANIFEST_FILE).exists() else "Nothing was written.")
-            print(f"llmfs: error: {e} {kept}", file=sys.stderr)
-            return 1
-        except OSError as e: return _checkpoint_not_written(unfinished, e)
-    with _terminate_as_interrupt() as got:
-        try: _answer_test_set(model, test_data, tokenizer, device, args, out)
-        except KeyboardInterrupt:  # the trained model is in the checkpoint: a resume answers without training again
-            print(f"\nInterrupted while answering the test set ({got['signal'].name}): the finetuned model is kept in {unfinished} "
-                  "for the same command with --resume, which answers without training again", file=sys.stderr)
+    with _terminate_as_interrupt() as got:   # (around the training's own handlers: a SIGTERM after them is said as Ctrl-C is)
+        with _stop_on_signal() as stop:   # (before the first line: a signal that follows it is never lost)
+            print(f"Finetuning {base} on {len(train_loader) * args.batch_size} instructions"
+                  f"{' (the loss counts the responses only)' if args.mask_instructions else ''}"
+                  f"{f', LoRA rank {args.lora_rank}, alpha {args.lora_alpha}' if args.lora_rank else ''}, in {precision}{why}", flush=True)
+            if state is not None:
+                where = (f"its {_epochs(state.epoch)} trained; answering the test set" if state.epoch >= args.epochs else
+                         f"at epoch {state.epoch + 1}, batch {state.batch + 1} of {len(train_loader)}")
+                print(f"Resuming the run in {unfinished}: {where}", flush=True)
+            try:
+                state = train(model, train_loader, val_loader, optimizer, device, args.epochs, eval_freq=5, eval_iter=5, progress=True, log=log,
+                              precision=precision, state=state, checkpoint_dir=unfinished, should_stop=lambda s: stop["signal"] is not None,
+                              checkpoint_extra={"finetune": settings}, after_checkpoint=_forget_old_run(out, OLD_MODEL_FILES) if args.overwrite else None)
+                _refuse_non_finite(model)   # (a step whose loss was finite may still have left nan weights)
+            except TrainingInterrupted as e:
+                same = "the same command without --overwrite" if args.overwrite else "the same command"
+                print(f"Interrupted at step {e.state.step}: continue with {same} and --resume (the checkpoint is in {unfinished})", file=sys.stderr)
+                return 128 + (stop["signal"] or signal.SIGTERM)  # 130 for Ctrl-C, 143 for SIGTERM, as a shell reports them
+            except NonFiniteLossError as e:
+                kept = (f"Start again with --overwrite (a --resume would repeat the same steps from the last checkpoint, in {unfinished})."
+                        if (unfinished/MANIFEST_FILE).exists() else "Nothing was written.")
+                print(f"llmfs: error: {e} {kept}", file=sys.stderr)
+                return 1
+            except OSError as e: return _checkpoint_not_written(unfinished, e)
+        if stop["signal"] is not None:  # asked during the last step: training is done, the test answers are not begun
+            print(f"Interrupted after training: the finetuned model is kept in {unfinished} for the same command with --resume, "
+                  "which answers the test set without training again", file=sys.stderr)
+            return 128 + stop["signal"]
+        try: _finish_instruct(model, state, test_data, tokenizer, device, args, out, base)
+        except KeyboardInterrupt:  # the trained model is in the checkpoint: a resume answers and writes it without training again
+            print(f"\nInterrupted before the model was written ({got['signal'].name}): the finetuned model is kept in {unfinished} "
+                  "for the same command with --resume, which answers the test set and writes it without training again", file=sys.stderr)
             return 128 + got["signal"]
-    if state.train_losses:
-        fig = plot_losses(torch.linspace(0, args.epochs, len(state.train_losses)), state.track_tokens_seen,
-                          state.train_losses, state.val_losses)
-        with atomic_path(out/"loss.png") as tmp: fig.savefig(tmp, format="png", dpi=120)
-        print(f"Final train loss {state.train_losses[-1]:.3f}, val loss {state.val_losses[-1]:.3f}")
-    if args.lora_rank: save_adapters(out, model, base_model=base, extra={"instruct": {"format": "alpaca", "base_model": base}})
-    if args.merge: merge_lora(model)
-    if not args.lora_rank or args.merge: save_instruct_model(out, model, base_model=base)  # a folder with a model is a finished run ...
-    shutil.rmtree(unfinished, ignore_errors=True)   # ... and its checkpoint for a resume is no longer needed
+    shutil.rmtree(unfinished, ignore_errors=True)   # the model is written: its checkpoint for a resume is no longer needed
     print(f"Model: {out}/ ({', '.join(sorted(p.name for p in out.iterdir()))}); "
           f"test answers: {out}/instruction-data-with-response.json")
     return 0
@@ -1156,6 +1166,7 @@ def _dpo(args) -> int:
         if not 0 < getattr(args, name) < math.inf: raise CLIError(f"--{name} must be a positive number, not {getattr(args, name)}")
     _check_seed(args.seed)
     device, out = _device(args.device), Path(args.out)
+    _refuse_base_as_out(out, args.checkpoint, "--checkpoint")
     _check_out(out, continuing=False, overwrite=args.overwrite, resumable=False)
     precision, why = _finetuning_precision(args, device)
     adapted = _load_adapted(Path(args.checkpoint), "instruct", device)
