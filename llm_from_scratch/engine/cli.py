@@ -121,6 +121,8 @@ def _speed_up(model:torch.nn.Module, device:torch.device, fast_linear:bool,
     if device.type == "cpu" and (fast_linear or force) and next(model.parameters()).dtype == torch.float32: use_fast_linear(model, force=force)
     return model
 
+
+# %% ../../nbs/engine/07_cli.ipynb #fc684f9a
 def _check_pretrain_args(args):
     "Check the ranges of `llmfs pretrain`'s numbers, and which options go together, before anything is loaded."
     if args.resume and args.overwrite: raise CLIError("--overwrite cannot be used with --resume")
@@ -155,6 +157,8 @@ def log(line:str):
     from tqdm.auto import tqdm
     tqdm.write(line); sys.stdout.flush()
 
+
+# %% ../../nbs/engine/07_cli.ipynb #c817f4ba
 MODEL_FILES = (CONFIG_FILE, MANIFEST_FILE, "adapters.json")   # a folder with one of these holds a run's model (or its adapters)
 
 def _check_out(out:Path, continuing:bool, overwrite:bool, resumable:bool=True):
@@ -174,6 +178,7 @@ def _check_writable(path:Path, flag:str, folder:bool=True):
     try:
         with tempfile.TemporaryFile(dir=probe): pass
     except OSError as e: raise CLIError(f"cannot write {path}: {probe} is not a writable folder ({e.strerror})") from None
+
 
 # %% ../../nbs/engine/07_cli.ipynb #ab9c70ae
 ARCH_NAMES = {"gpt2": "GPT", "llama3": "Llama 3", "qwen3": "Qwen3"}   # how the first line of a run names them
