@@ -69,6 +69,30 @@ def book_search_space(
     "One point of `grid`, each hyperparameter chosen by `trial` (`suggest_categorical`)."
     return {name: trial.suggest_categorical(name, list(values)) for name, values in grid.items()}
 
+
+# %% ../../nbs/engine/05_tuning.ipynb #81f776a4
+def _trial_loaders(
+    text:str|list[str], # the whole text, or documents (see `train_trial`)
+    ctx:int, # tokens per window
+    bs:int, # windows per batch
+    train_ratio:float, # the share of the characters that trains
+) -> tuple:
+    "The book's loaders: windows of `ctx` tokens over the first `train_ratio` of `text` (shuffled) and over the rest."
+    length = len(text) if isinstance(text, str) else len(SEPARATOR) * (len(text) - 1) + sum(map(len, text))
+    split = int(train_ratio * length)
+    def loader(a:int, b:int, training:bool):   # characters [a, b): the book's loader, over the text or the documents' tokens
+        txt, tok = (text[a:b], None) if isinstance(text, str) else ("", Encoded(encode_joined(text, a, b, get_tokenizer())))
+        return create_dataloader_v1(txt, batch_size=bs, max_length=ctx, stride=ctx, drop_last=training, shuffle=training,
+                                    num_workers=0, tokenizer=tok)
+    train_loader = loader(0, split, True)
+    try: val_loader = loader(split, length, False)
+    except ValueError as e:  # the book's loader: too few tokens for one window
+        raise ValueError(f"The validation text (the last {length - split:,} characters) is too short. {e}. Use a "
+                         "longer text, a smaller train_ratio or a shorter context_length") from None
+    return train_loader, val_loader
+
+
+# %% ../../nbs/engine/05_tuning.ipynb #d88e7419
 def _no_log(*args, **kwargs):
     "A `log` that drops everything."
 
@@ -88,17 +112,8 @@ def train_trial(
     "Train `params` the book's way (warmup + cosine decay, clipping after the warmup); return the final validation loss."
     torch.manual_seed(seed)
     cfg = check_config({**cfg, "drop_rate": params["drop_rate"]})
-    bs, ctx = params["batch_size"], cfg["context_length"]
-    length = len(text) if isinstance(text, str) else len(SEPARATOR) * (len(text) - 1) + sum(map(len, text))
-    split = int(train_ratio * length)
-    def loader(a:int, b:int, training:bool):   # characters [a, b): the book's loader, over the text or the documents' tokens
-        txt, tok = (text[a:b], None) if isinstance(text, str) else ("", Encoded(encode_joined(text, a, b, get_tokenizer())))
-        return create_dataloader_v1(txt, batch_size=bs, max_length=ctx, stride=ctx, drop_last=training, shuffle=training,
-                                    num_workers=0, tokenizer=tok)
-    train_loader, val_loader = loader(0, split, True), loader(split, length, False)
-    if len(val_loader) == 0:
-        raise ValueError(f"The validation text ({length - split:,} characters) is shorter than one window of "
-                         f"{ctx + 1} tokens: use a longer text, a smaller train_ratio or a shorter context_length")
+    bs = params["batch_size"]
+    train_loader, val_loader = _trial_loaders(text, cfg["context_length"], bs, train_ratio)
     model = use_fused_layers(GPTModel(cfg).to(device))  # fused layer norm and GELU (engine/03_speed)
     optimizer = adamw(model, params["peak_lr"], params["weight_decay"])
     n_epochs = params["n_epochs"] if max_epochs is None else min(params["n_epochs"], max_epochs)
@@ -147,8 +162,6 @@ def train_trial(
 try: import fcntl
 except ImportError: fcntl = None  # Windows: no lock (see `_locked`)
 
-
-
 def _paths(storage:str|Path) -> tuple[str, Path]:
     "The SQLAlchemy URL of the SQLite file `storage`, and the lock file beside it."
     path = Path(str(storage).removeprefix("sqlite:///")).expanduser().resolve()
@@ -168,6 +181,8 @@ def _locked(lock_path:Path):
         try: yield
         finally: fcntl.flock(f, fcntl.LOCK_UN)
 
+
+# %% ../../nbs/engine/05_tuning.ipynb #9f0abfc8
 # Why the course checks the workers' processes itself: Optuna's heartbeat (RDBStorage's heartbeat_interval) is recorded
 # only inside Study.optimize, never for ask-and-tell (optuna/optuna#3293, closed unsupported; #3273 warns about it), and
 # the workers here ask and tell so that the trial budget is taken under one lock across processes. Retries are Optuna's own
@@ -198,6 +213,8 @@ def _is_dead(trial) -> bool:
         return False
     return start != attrs.get("pid_start")
 
+
+# %% ../../nbs/engine/05_tuning.ipynb #12ae4d95
 def fail_reason(study, trial) -> str|None:
     "Why `trial` failed: its own record, or the study's for a trial whose process died (a finished trial cannot be changed)."
     return trial.user_attrs.get("fail_reason") or study.user_attrs.get(f"fail_reason:{trial.number}")
@@ -224,6 +241,8 @@ def _retry(study, frozen):
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         _Retry(max_retry=MAX_RETRY)(study, frozen)  # (it enqueues a copy: params, user and system attributes)
 
+
+# %% ../../nbs/engine/05_tuning.ipynb #b6a59ded
 def _next_trial(study, n_trials:int, lock_path:Path):
     "A new trial, or None once finished + running trials reach `n_trials`; atomic across processes."
     with _locked(lock_path):
@@ -254,6 +273,8 @@ def _progress_line(study, trial, n_trials:int) -> str:
             f" | {secs:.1f}s | pid {os.getpid()}" + (f" | {why}" if (why := trial.user_attrs.get("pruned_reason")
                                                               or fail_reason(study, trial)) else ""))
 
+
+# %% ../../nbs/engine/05_tuning.ipynb #4239269f
 def _worker(job:dict, worker:int=0, parent_pid:int|None=None):
     "One worker's loop: take a trial, train it, tell the result; until the budget or the deadline is reached."
     if parent_pid is not None:  # a spawned process
@@ -289,16 +310,47 @@ def _worker(job:dict, worker:int=0, parent_pid:int|None=None):
             frozen = study.tell(trial, value); fails = 0
         if job["progress"]: print(_progress_line(study, frozen, job["n_trials"]), flush=True)
 
+
+# %% ../../nbs/engine/05_tuning.ipynb #aae17a2c
 def _spawned_worker(job:dict, worker:int, parent_pid:int):
     "`_worker` in a spawned process; Ctrl-C ends it quietly (its trial is already failed and queued again)."
     try: _worker(job, worker, parent_pid)
     except KeyboardInterrupt: os._exit(130)
 
+def _run_workers(job:dict, n_jobs:int):
+    "`_worker` in `n_jobs` spawned processes, until all have ended; Ctrl-C waits for them to queue their trials again."
+    ctx = mp.get_context("spawn")  # a fresh interpreter each: no forked torch threads or SQLite connections
+    procs = [ctx.Process(target=_spawned_worker, args=(job, i, os.getpid()), daemon=False) for i in range(n_jobs)]
+    for p in procs: p.start()
+    try:
+        for p in procs: p.join()
+    except KeyboardInterrupt:  # Ctrl-C reaches the workers too: they fail and queue their trials, then exit
+        for p in procs: p.join(timeout=30)
+        for p in procs:
+            if p.is_alive(): p.terminate()
+        raise
+    if bad := [p.exitcode for p in procs if p.exitcode != 0]:
+        raise RuntimeError(f"{len(bad)} of {n_jobs} workers failed (exit codes {bad}): see their output above")
+
+
+# %% ../../nbs/engine/05_tuning.ipynb #f330174c
 def _settings(text:str|list[str], **settings) -> dict:
     "What makes trials comparable: a resumed study must be run with the same."
     joined = text if isinstance(text, str) else SEPARATOR.join(text)   # (the same text as documents or as one string: the same study)
     return {**settings, "text_sha256": hashlib.sha256(joined.encode()).hexdigest()}
 
+def _same_settings(study, settings:dict, storage):
+    "Record `settings` in a new study; refuse a study run with other settings, naming the ones that differ."
+    settings = json.loads(json.dumps(settings))  # as stored (tuples become lists)
+    old = study.user_attrs.get("settings")
+    if old is None: study.set_user_attr("settings", settings)
+    elif old != settings:
+        diff = sorted(k for k in settings.keys() | old.keys() if old.get(k) != settings.get(k))
+        raise ValueError(f"Study {study.study_name!r} in {storage} was run with other settings ({', '.join(diff)}): "
+                         "its trials would not be comparable. Use another study_name or storage, or the same settings.")
+
+
+# %% ../../nbs/engine/05_tuning.ipynb #792cbbb4
 def tune(
     n_trials:int, # finished (complete + pruned) trials the study should hold in total, across runs
     storage:str|Path, # the SQLite file that holds the study (created if missing; resumed if it exists)
@@ -335,32 +387,15 @@ def tune(
                                     load_if_exists=True, pruner=pruner)
     settings = _settings(text, config=config, context_length=context_length, max_epochs=max_epochs, seed=seed,
                          grid=grid, train_ratio=train_ratio, eval_freq=eval_freq, eval_iter=eval_iter)
-    settings = json.loads(json.dumps(settings))  # as stored (tuples become lists)
-    old = study.user_attrs.get("settings")
-    if old is None: study.set_user_attr("settings", settings)
-    elif old != settings:
-        diff = sorted(k for k in settings.keys() | old.keys() if old.get(k) != settings.get(k))
-        raise ValueError(f"Study {study_name!r} in {storage} was run with other settings ({', '.join(diff)}): "
-                         "its trials would not be comparable. Use another study_name or storage, or the same settings.")
+    _same_settings(study, settings, storage)
     job = dict(url=url, lock=lock, study_name=study_name, n_trials=n_trials, n_jobs=n_jobs, text=text, config=config,
                context_length=context_length, max_epochs=max_epochs, seed=seed, progress=progress, pruner=pruner,
                grid=grid, train_ratio=train_ratio, device=device, eval_freq=eval_freq, eval_iter=eval_iter,
                deadline=None if timeout is None else time.time() + timeout)
     if n_jobs == 1: _worker(job)
-    else:
-        ctx = mp.get_context("spawn")  # a fresh interpreter each: no forked torch threads or SQLite connections
-        procs = [ctx.Process(target=_spawned_worker, args=(job, i, os.getpid()), daemon=False) for i in range(n_jobs)]
-        for p in procs: p.start()
-        try:
-            for p in procs: p.join()
-        except KeyboardInterrupt:  # Ctrl-C reaches the workers too: they fail and queue their trials, then exit
-            for p in procs: p.join(timeout=30)
-            for p in procs:
-                if p.is_alive(): p.terminate()
-            raise
-        if bad := [p.exitcode for p in procs if p.exitcode != 0]:
-            raise RuntimeError(f"{len(bad)} of {n_jobs} workers failed (exit codes {bad}): see their output above")
+    else: _run_workers(job, n_jobs)
     return optuna.load_study(study_name=study_name, storage=_rdb(url), pruner=pruner)
+
 
 # %% ../../nbs/engine/05_tuning.ipynb #3e76830e
 def trials_table(
