@@ -66,6 +66,8 @@ def _tokenize_files(paths:list) -> list:
     "`_tokenize_file` for each of `paths` (one task for a worker)."
     return [_tokenize_file(p) for p in paths]
 
+
+# %% ../../nbs/engine/04_shards.ipynb #c6755c3a
 def _exit_with_parent(parent:int):
     "Poll the parent process; exit this one when it is gone (a pool's workers otherwise outlive a killed main process)."
     while True:
@@ -109,6 +111,7 @@ def _tokenised(paths:list, sizes:list, start:int, workers:int):
     finally:
         executor.shutdown(wait=True, cancel_futures=True)
 
+
 # %% ../../nbs/engine/04_shards.ipynb #f3876cda
 def list_text_files(
     sources, # files and/or folders (a single path is accepted too)
@@ -131,6 +134,8 @@ def list_text_files(
         else: raise FileNotFoundError(f"The source {str(source)!r} is neither a file nor a folder: check the path")
     return files
 
+
+# %% ../../nbs/engine/04_shards.ipynb #ddc3979f
 def _write_atomic(path:Path, chunks):
     "Write the byte-like `chunks` to `path` atomically and durably (notebook 00's `atomic_write`)."
     with atomic_write(path, "wb", durable=True) as f:
@@ -183,6 +188,7 @@ def read_index(
                          "sources and shard_tokens to finish them (it resumes)")
     return index
 
+
 # %% ../../nbs/engine/04_shards.ipynb #6776f9bf
 _CONFIG_KEYS = ("format", "tokenizer", "dtype", "eot_token", "eot_placement", "shard_tokens", "min_val_tokens", "sources", "num_files",
                 "files_sha256")
@@ -230,6 +236,79 @@ def _open_index(out:Path, config:dict, files:list, log) -> tuple[dict, str]:
         status = "created"
     return index, status
 
+def _shard_settings(sources:list, paths:list[str], sizes:list[int], shard_tokens:int) -> dict:
+    "What an index pins: the format and tokenizer, the shard size, and the sources with their files' names and sizes."
+    listing = hashlib.sha256("".join(f"{p}\t{n}\n" for p, n in zip(paths, sizes)).encode()).hexdigest()
+    return dict(format=SHARDS_FORMAT, tokenizer="gpt2", dtype="uint16", eot_token=EOT_TOKEN, eot_placement="before each document",
+                shard_tokens=shard_tokens, min_val_tokens=max(2, math.ceil(shard_tokens/10)),
+                sources=[str(Path(s).resolve()) for s in sources], num_files=len(paths), files_sha256=listing)
+
+
+# %% ../../nbs/engine/04_shards.ipynb #dce33ea9
+class _ShardWriter:
+    "What `prepare_shards` holds as it goes: the tokens not yet in a shard, the shards written, and the files counted so far."
+    def __init__(self, out:Path, index:dict, paths:list[str]):
+        self.out, self.index, self.paths = out, index, paths
+        self.read, self.skipped, self.examples = index["files_read"], index["files_skipped"], list(index["skipped_examples"])
+        self.pending = deque()  # (file index, skip reason or None) of files passed since the last checkpoint, not yet counted in the index
+        self.buffer, self.buffered = deque(), 0  # [file index, tokens, start] segments not yet written, and their token count
+        self.shards = list(index["shards"])
+
+    def add(self, i:int, tokens, why:str|None, start:int):
+        "Take file `i`'s tokens from token `start` on (`tokens` None: the file was skipped, for `why`)."
+        self.pending.append((i, why))
+        if tokens is None: return
+        if start > len(tokens):
+            raise ValueError(f"{self.paths[i]} now has fewer tokens ({len(tokens):,}) than when the shards were started: it changed. "
+                             f"Delete {self.out} and prepare again")
+        if start < len(tokens): self.buffer.append([i, tokens, start]); self.buffered += len(tokens) - start
+
+    def _count_before(self, file_index:int):
+        "Move the files before `file_index` from `pending` into the counts."
+        while self.pending and self.pending[0][0] < file_index:
+            i, why = self.pending.popleft()
+            if why is None: self.read += 1
+            else:
+                self.skipped += 1
+                if len(self.examples) < _MAX_SKIPPED_NAMES: self.examples.append({"file": self.paths[i], "reason": why})
+
+    def _write(self, n:int, split:str):
+        "Write the next `n` buffered tokens as the next shard, of `split`."
+        start = {"file": self.buffer[0][0], "offset": self.buffer[0][2]}
+        name = f"shard_{len(self.shards):05d}.bin"
+        _write_shard(self.out/name, _take(self.buffer, n))
+        self.shards.append({"file": name, "tokens": n, "split": split, "start": start})
+        self.buffered -= n
+
+    def full_shard(self, n:int):
+        "Write a train shard of `n` tokens, then the index: where the next shard starts, and the files counted before it."
+        self._write(n, "train")
+        self._count_before(self.buffer[0][0])
+        self.index.update(shards=self.shards, next={"file": self.buffer[0][0], "offset": self.buffer[0][2]}, files_read=self.read,
+                          files_skipped=self.skipped, skipped_examples=self.examples)
+        _write_index(self.out, self.index)
+
+    def finish(self, n_files:int) -> int:
+        "After the last of `n_files`: the rest as the validation shard (90/10 with no full shard), the index complete; the total tokens."
+        self._count_before(n_files)
+        if self.read == 0:
+            raise ValueError(f"None of the {n_files:,} files could be read as UTF-8 text ({self.skipped:,} skipped, e.g. {self.examples[:3]}): "
+                             "check the sources")
+        if not self.shards:  # less than one full shard (+ a tenth): the book's 90/10 split
+            n_train = int(0.9*self.buffered)
+            if n_train < 2 or self.buffered - n_train < 2:
+                raise ValueError(f"The corpus has only {self.buffered:,} tokens, too few to hold out a validation part (a 90/10 split needs at "
+                                 "least 12 tokens; a useful one, many thousands): add more text")
+            self._write(n_train, "train")
+        self._write(self.buffered, "val")
+        total = sum(s["tokens"] for s in self.shards)
+        self.index.update(complete=True, shards=self.shards, val_shard=self.shards[-1]["file"], next=None, files_read=self.read,
+                          files_skipped=self.skipped, skipped_examples=self.examples, total_tokens=total)
+        _write_index(self.out, self.index)
+        return total
+
+
+# %% ../../nbs/engine/04_shards.ipynb #21097d8d
 def prepare_shards(
     sources, # text files and/or folders of them (walked recursively; hidden files and folders skipped); see `list_text_files`
     out:str|Path, # the folder for the shards and index.json (created; a run interrupted there resumes)
@@ -239,12 +318,6 @@ def prepare_shards(
     log=print, # where the one-line messages go (resumed, already complete, summary)
 ) -> dict:
     "Tokenise `sources` (GPT-2 BPE) into uint16 shards in `out`, the last held out for validation; resumes an interrupted run; returns the index."
-    # Layout. The token stream is, for each readable file in `list_text_files` order: EOT (50256) and then the file's tokens (EOT goes *before*
-    # each document, as in nanoGPT). Shard k holds stream[k*shard_tokens:(k+1)*shard_tokens]; the tail after the last full shard is the
-    # validation shard. A full shard is written only once at least `min_val_tokens` (a tenth of a shard) follow it, so the validation shard
-    # holds between a tenth and 1.1 shards. A corpus too small for one full shard is split 90/10 (the book's split) into a train and a val shard.
-    # Resume. After each full shard the index records where the next one starts (file index + token offset in that file's tokens) and the
-    # file counts so far; a re-run re-tokenises from there (tokenising is deterministic), so the result is byte-identical to one run.
     t0 = time.time()
     if isinstance(sources, (str, os.PathLike)): sources = [sources]
     if isinstance(shard_tokens, bool) or not isinstance(shard_tokens, int) or shard_tokens < 2:
@@ -255,78 +328,30 @@ def prepare_shards(
     if not files: raise ValueError(f"No files found in {[str(s) for s in sources]} (hidden files and folders are skipped): check the sources")
     paths = [str(f) for f in files]
     sizes = [f.stat().st_size for f in files]
-    listing = hashlib.sha256("".join(f"{p}\t{n}\n" for p, n in zip(paths, sizes)).encode()).hexdigest()
-    config = dict(format=SHARDS_FORMAT, tokenizer="gpt2", dtype="uint16", eot_token=EOT_TOKEN, eot_placement="before each document",
-                  shard_tokens=shard_tokens, min_val_tokens=max(2, math.ceil(shard_tokens/10)),
-                  sources=[str(Path(s).resolve()) for s in sources], num_files=len(files), files_sha256=listing)
+    config = _shard_settings(sources, paths, sizes, shard_tokens)
     out = Path(out)
     index, status = _open_index(out, config, files, log)
     if status == "unchanged": return {**index, "status": status, "seconds": time.time() - t0}
 
     min_val = index["min_val_tokens"]
     start_file, start_offset = index["next"]["file"], index["next"]["offset"]
-    read, skipped, examples = index["files_read"], index["files_skipped"], list(index["skipped_examples"])
-    pending = deque()  # (file index, skip reason or None) of files passed since the last checkpoint, not yet counted in the index
-    buffer, buffered = deque(), 0  # [file index, tokens, start] segments not yet written, and their token count
-    shards = list(index["shards"])
-
-    def count_before(file_index):  # move the files before `file_index` from `pending` into the counts
-        nonlocal read, skipped
-        while pending and pending[0][0] < file_index:
-            i, why = pending.popleft()
-            if why is None: read += 1
-            else:
-                skipped += 1
-                if len(examples) < _MAX_SKIPPED_NAMES: examples.append({"file": paths[i], "reason": why})
-
-    def write(n, split):
-        nonlocal buffered
-        start = {"file": buffer[0][0], "offset": buffer[0][2]}
-        name = f"shard_{len(shards):05d}.bin"
-        _write_shard(out/name, _take(buffer, n))
-        shards.append({"file": name, "tokens": n, "split": split, "start": start})
-        buffered -= n
-
+    writer = _ShardWriter(out, index, paths)
     bar = tqdm(total=sum(sizes), initial=sum(sizes[:start_file]), unit="B", unit_scale=True, desc="tokenising", disable=not progress)
     try:
         with contextlib.closing(_tokenised(paths, sizes, start_file, workers)) as stream:  # closing: stop the workers at once on an error
             for i, tokens, why in stream:
                 bar.update(sizes[i]); bar.set_postfix_str(f"{i + 1:,}/{len(files):,} files", refresh=False)
-                pending.append((i, why))
-                if tokens is None: continue
-                start = start_offset if i == start_file else 0
-                if start > len(tokens):
-                    raise ValueError(f"{paths[i]} now has fewer tokens ({len(tokens):,}) than when the shards were started: it changed. "
-                                     f"Delete {out} and prepare again")
-                if start < len(tokens): buffer.append([i, tokens, start]); buffered += len(tokens) - start
-                while buffered >= shard_tokens + min_val:  # a full shard, and enough after it for the validation shard
-                    write(shard_tokens, "train")
-                    count_before(buffer[0][0])
-                    index.update(shards=shards, next={"file": buffer[0][0], "offset": buffer[0][2]}, files_read=read, files_skipped=skipped,
-                                 skipped_examples=examples)
-                    _write_index(out, index)
+                writer.add(i, tokens, why, start_offset if i == start_file else 0)
+                while writer.buffered >= shard_tokens + min_val:  # a full shard, and enough after it for the validation shard
+                    writer.full_shard(shard_tokens)
     finally:
         bar.close()
-
-    count_before(len(files))
-    if read == 0:
-        raise ValueError(f"None of the {len(files):,} files could be read as UTF-8 text ({skipped:,} skipped, e.g. {examples[:3]}): "
-                         "check the sources")
-    if not shards:  # less than one full shard (+ a tenth): the book's 90/10 split
-        n_train = int(0.9*buffered)
-        if n_train < 2 or buffered - n_train < 2:
-            raise ValueError(f"The corpus has only {buffered:,} tokens, too few to hold out a validation part (a 90/10 split needs at least "
-                             "12 tokens; a useful one, many thousands): add more text")
-        write(n_train, "train")
-    write(buffered, "val")
-    total = sum(s["tokens"] for s in shards)
-    index.update(complete=True, shards=shards, val_shard=shards[-1]["file"], next=None, files_read=read, files_skipped=skipped,
-                 skipped_examples=examples, total_tokens=total)
-    _write_index(out, index)
+    total = writer.finish(len(files))
     seconds = time.time() - t0
-    log(f"{out}: {len(shards) - 1} train shard(s) + 1 validation shard ({shards[-1]['tokens']:,} tokens), {total:,} tokens in all "
-        f"from {read:,} files ({skipped:,} skipped) in {seconds:.1f} s")
+    log(f"{out}: {len(writer.shards) - 1} train shard(s) + 1 validation shard ({writer.shards[-1]['tokens']:,} tokens), {total:,} tokens "
+        f"in all from {writer.read:,} files ({writer.skipped:,} skipped) in {seconds:.1f} s")
     return {**index, "status": status, "seconds": seconds}
+
 
 # %% ../../nbs/engine/04_shards.ipynb #2612f397
 class ShardDataset(Dataset):
