@@ -82,14 +82,28 @@ def _trial_loaders(
     split = int(train_ratio * length)
     def loader(a:int, b:int, training:bool):   # characters [a, b): the book's loader, over the text or the documents' tokens
         txt, tok = (text[a:b], None) if isinstance(text, str) else ("", Encoded(encode_joined(text, a, b, get_tokenizer())))
-        return create_dataloader_v1(txt, batch_size=bs, max_length=ctx, stride=ctx, drop_last=training, shuffle=training,
-                                    num_workers=0, tokenizer=tok)
-    train_loader = loader(0, split, True)
-    try: val_loader = loader(split, length, False)
-    except ValueError as e:  # the book's loader: too few tokens for one window
-        raise ValueError(f"The validation text (the last {length - split:,} characters) is too short. {e}. Use a "
-                         "longer text, a smaller train_ratio or a shorter context_length") from None
-    return train_loader, val_loader
+        try: return create_dataloader_v1(txt, batch_size=bs, max_length=ctx, stride=ctx, drop_last=training, shuffle=training,
+                                         num_workers=0, tokenizer=tok)
+        except ValueError as e:  # the book's loader refuses a text too short for its windows: say which part
+            part = f"training text (the first {b:,}" if training else f"validation text (the last {b - a:,}"
+            hint = "" if training else " (or use a smaller train_ratio)"
+            raise ValueError(f"The {part} characters): {e}{hint}") from e
+    return loader(0, split, True), loader(split, length, False)
+
+
+# %% ../../nbs/engine/05_tuning.ipynb #369b2a04
+class _PrunerReport:
+    "`train`'s `should_stop` for a trial: report each new evaluation to `trial`, and stop once its pruner says so."
+    def __init__(self, trial, batch_size:int): self.trial, self.bs, self.n_reported, self.why = trial, batch_size, 0, None
+
+    def __call__(self, state) -> bool:
+        while self.n_reported < len(state.val_losses):  # train evaluated during this step
+            val, self.n_reported = state.val_losses[self.n_reported], self.n_reported + 1
+            step = state.step * self.bs // REF_BATCH  # in REF_BATCH-window steps: comparable across batch sizes
+            self.trial.report(val, step)
+            if self.why is None and self.trial.should_prune():
+                self.why = f"val loss {val:.3f} at step {step} (x{REF_BATCH} windows) is worse than the pruner allows"
+        return self.why is not None
 
 
 # %% ../../nbs/engine/05_tuning.ipynb #d88e7419
@@ -121,17 +135,7 @@ def train_trial(
     schedule = lambda step: warmup_cosine_lr(step, total_steps, params["warmup_iters"], params["peak_lr"],
                                              params["initial_lr"], params["min_lr"])
     steps_per_eval = max(1, round(eval_freq * REF_BATCH / bs))  # every trial evaluates after the same amounts of data
-    pruned, n_reported = [], 0
-
-    def should_stop(state) -> bool:  # asked by train_model after each step: report new evaluations, ask the pruner
-        nonlocal n_reported
-        while n_reported < len(state.val_losses):  # train_model evaluated during this step
-            val, n_reported = state.val_losses[n_reported], n_reported + 1
-            step = state.step * bs // REF_BATCH  # in REF_BATCH-window steps: comparable across batch sizes
-            trial.report(val, step)
-            if not pruned and trial.should_prune():
-                pruned.append(f"val loss {val:.3f} at step {step} (x{REF_BATCH} windows) is worse than the pruner allows")
-        return bool(pruned)
+    report = None if trial is None else _PrunerReport(trial, bs)
 
     def give_up(why:str, err:Exception|None=None):
         if trial is None: raise err
@@ -140,14 +144,14 @@ def train_trial(
 
     try:
         state = train(model, train_loader, val_loader, optimizer, device, n_epochs, steps_per_eval, eval_iter,
-                            should_stop=should_stop if trial is not None else None, log=log, lr_schedule=schedule,
+                            should_stop=report, log=log, lr_schedule=schedule,
                             grad_clip=GRAD_CLIP, clip_from=params["warmup_iters"])
     except TrainingInterrupted as e: state = e.state  # the pruner stopped it mid-run
     except pretraining.NonFiniteLossError as e: give_up(f"non-finite loss: {e}", e)
     if trial is not None:
         trial.set_user_attr("steps", state.step + 1); trial.set_user_attr("tokens_seen", state.tokens_seen)
         trial.set_user_attr("epochs", n_epochs)
-    if pruned: give_up(pruned[0])  # (also when the pruner spoke at the very last step)
+    if report is not None and report.why: give_up(report.why)  # (also when the pruner spoke at the very last step)
     model.eval()
     with torch.no_grad():
         train_loss = pretraining.calc_loss_loader(train_loader, model, device, num_batches=eval_iter)
