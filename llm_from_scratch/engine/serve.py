@@ -450,10 +450,7 @@ def add_ollama_routes(app, served:ServedModel, limits:dict):
         return last(await _collect(reply, request))
 
 # %% ../../nbs/engine/06_serve.ipynb #95b8f2d5
-CHAT_PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>llmfs: __NAME__</title>
-<style>
+_PAGE_STYLE = """<style>
   :root { --fg: #1d2330; --muted: #5b6475; --line: #d9dee7; --accent: #2f6fde; --user: #eef3fd; --bot: #f6f7f9; }
   * { box-sizing: border-box; }
   body { margin: 0; font: 16px/1.5 system-ui, -apple-system, "Segoe UI", sans-serif; color: var(--fg); background: #fff; }
@@ -475,9 +472,11 @@ CHAT_PAGE = """<!doctype html>
   .settings { max-width: 52rem; margin: .5rem auto 0; display: flex; flex-wrap: wrap; gap: 1rem; color: var(--muted); font-size: .85rem; }
   .settings input { width: 5rem; font: inherit; }
   #status { margin-left: auto; }
-</style></head>
-<body>
-<header><h1>__NAME__</h1><span class="kind">__KIND_TEXT__</span><button id="new" title="forget the conversation">New conversation</button></header>
+</style>"""
+
+
+# %% ../../nbs/engine/06_serve.ipynb #522ca2bd
+_PAGE_BODY = """<header><h1>__NAME__</h1><span class="kind">__KIND_TEXT__</span><button id="new" title="forget the conversation">New conversation</button></header>
 <main id="messages"></main>
 <footer>
   <div class="row"><textarea id="prompt" rows="2" placeholder="__PLACEHOLDER__"></textarea>
@@ -490,8 +489,11 @@ CHAT_PAGE = """<!doctype html>
     <span id="status"></span>
   </div>
 </footer>
-<script>
-const CONFIG = __CONFIG__;
+"""
+
+
+# %% ../../nbs/engine/06_serve.ipynb #91d5c4f9
+_PAGE_TOOLS = """const CONFIG = __CONFIG__;
 const $ = (id) => document.getElementById(id);
 let history = [], controller = null;
 if (CONFIG.needs_key) { $("key-label").hidden = false; $("api-key").value = localStorage.getItem("llmfs-key") || ""; }
@@ -538,7 +540,11 @@ async function stream(url, body, out) {
   }
   return {text, finish};
 }
-async function send() {
+"""
+
+
+# %% ../../nbs/engine/06_serve.ipynb #4959971c
+_PAGE_SEND = """async function send() {
   const message = $("prompt").value;
   if (!message.trim() || controller) return;
   $("prompt").value = "";
@@ -580,9 +586,14 @@ $("send").onclick = send;
 $("stop").onclick = () => controller && controller.abort();
 $("new").onclick = () => { if (controller) controller.abort(); history = []; $("messages").innerHTML = ""; $("prompt").focus(); };
 $("prompt").addEventListener("keydown", (e) => { if (e.key === "Enter" && !e.shiftKey) { e.preventDefault(); send(); } });
-</script>
-</body></html>
 """
+
+
+# %% ../../nbs/engine/06_serve.ipynb #ae6b7c1f
+CHAT_PAGE = ('<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
+             '<meta name="viewport" content="width=device-width, initial-scale=1">\n<title>llmfs: __NAME__</title>\n'
+             + _PAGE_STYLE + "</head>\n<body>\n" + _PAGE_BODY + "<script>\n" + _PAGE_TOOLS + _PAGE_SEND
+             + "</script>\n</body></html>\n")
 
 _KIND_TEXT = {"chat": ("chat model, in its own chat template", "Message"),
               "instruct": ("instruction-tuned GPT, Alpaca format (each message on its own)", "An instruction, e.g. Name a fruit."),
@@ -596,6 +607,7 @@ def chat_page(served:ServedModel, needs_key:bool=False, max_tokens:int=128) -> s
     values = {"NAME": html.escape(served.name), "KIND_TEXT": html.escape(kind_text), "PLACEHOLDER": html.escape(placeholder),
               "MAX_TOKENS": str(max_tokens), "CONFIG": config}
     return re.sub(r"__(NAME|KIND_TEXT|PLACEHOLDER|MAX_TOKENS|CONFIG)__", lambda m: values[m[1]], CHAT_PAGE)   # one pass: nothing injected
+
 
 # %% ../../nbs/engine/06_serve.ipynb #195d41e0
 def serve(served:ServedModel, host:str="127.0.0.1", port:int=8000, api_key:str|None=None, max_tokens_limit:int=2048,
