@@ -1,4 +1,4 @@
-"""A corpus tokenised once, in parallel, into shards on disk that training reads through memory maps.
+"""A corpus tokenised once, in parallel, into shards on disk that training reads window by window.
 
 Docs: https://llm-from-scratch.github.io/llm-from-scratch/engine/shards.html.md"""
 
@@ -149,6 +149,8 @@ def _write_index(out:Path, index:dict):
     "Write `index` as `out/index.json` (atomically)."
     _write_atomic(out/INDEX_FILE, [(json.dumps(index, indent=1) + "\n").encode()])
 
+
+# %% ../../nbs/engine/04_shards.ipynb #9d1241aa
 def _read_json(path:Path) -> dict:
     "The JSON object in `path`, or a clear error if it is not one."
     try: return json.loads(path.read_text(encoding="utf-8"))
@@ -190,9 +192,6 @@ def read_index(
 
 
 # %% ../../nbs/engine/04_shards.ipynb #6776f9bf
-_CONFIG_KEYS = ("format", "tokenizer", "dtype", "eot_token", "eot_placement", "shard_tokens", "min_val_tokens", "sources", "num_files",
-                "files_sha256")
-
 def _take(buffer:deque, n:int) -> list:
     "Remove the first `n` tokens from `buffer` (of [file index, tokens, start] segments) and return them as a list of array views."
     out = []
@@ -205,6 +204,18 @@ def _take(buffer:deque, n:int) -> list:
         if start + k == len(tokens): buffer.popleft()
         else: seg[2] = start + k
     return out
+
+
+# %% ../../nbs/engine/04_shards.ipynb #421c1893
+_CONFIG_KEYS = ("format", "tokenizer", "dtype", "eot_token", "eot_placement", "shard_tokens", "min_val_tokens", "sources", "num_files",
+                "files_sha256")
+
+def _shard_settings(sources:list, paths:list[str], sizes:list[int], shard_tokens:int) -> dict:
+    "What an index pins: the format and tokenizer, the shard size, and the sources with their files' names and sizes."
+    listing = hashlib.sha256("".join(f"{p}\t{n}\n" for p, n in zip(paths, sizes)).encode()).hexdigest()
+    return dict(format=SHARDS_FORMAT, tokenizer="gpt2", dtype="uint16", eot_token=EOT_TOKEN, eot_placement="before each document",
+                shard_tokens=shard_tokens, min_val_tokens=max(2, math.ceil(shard_tokens/10)),
+                sources=[str(Path(s).resolve()) for s in sources], num_files=len(paths), files_sha256=listing)
 
 def _open_index(out:Path, config:dict, files:list, log) -> tuple[dict, str]:
     "The index of `out` for these settings and its status: a new one ('created'), an interrupted run's ('resumed') or a finished one ('unchanged')."
@@ -235,13 +246,6 @@ def _open_index(out:Path, config:dict, files:list, log) -> tuple[dict, str]:
         _write_index(out, index)  # pins the settings: a re-run with others is refused
         status = "created"
     return index, status
-
-def _shard_settings(sources:list, paths:list[str], sizes:list[int], shard_tokens:int) -> dict:
-    "What an index pins: the format and tokenizer, the shard size, and the sources with their files' names and sizes."
-    listing = hashlib.sha256("".join(f"{p}\t{n}\n" for p, n in zip(paths, sizes)).encode()).hexdigest()
-    return dict(format=SHARDS_FORMAT, tokenizer="gpt2", dtype="uint16", eot_token=EOT_TOKEN, eot_placement="before each document",
-                shard_tokens=shard_tokens, min_val_tokens=max(2, math.ceil(shard_tokens/10)),
-                sources=[str(Path(s).resolve()) for s in sources], num_files=len(paths), files_sha256=listing)
 
 
 # %% ../../nbs/engine/04_shards.ipynb #dce33ea9
@@ -281,7 +285,7 @@ class _ShardWriter:
         self.buffered -= n
 
     def full_shard(self, n:int):
-        "Write a train shard of `n` tokens, then the index: where the next shard starts, and the files counted before it."
+        "Write a train shard of `n` tokens, then the index: where the next shard starts, and the files counted before it (more than `n` wait)."
         self._write(n, "train")
         self._count_before(self.buffer[0][0])
         self.index.update(shards=self.shards, next={"file": self.buffer[0][0], "offset": self.buffer[0][2]}, files_read=self.read,
