@@ -1261,7 +1261,25 @@ def _finetuning_options(p):
     p.add_argument("--merge", action="store_true", help="with --lora-rank: also write the model with the adapters merged in "
                    "(default: the adapters alone, which classify, chat and generate load onto the base)")
 
-# %% ../../nbs/engine/07_cli.ipynb #dc570a48
+# %% ../../nbs/engine/07_cli.ipynb #49bb0674
+def _pretrain_run_options(p):
+    "`llmfs pretrain`'s options for how it trains: the schedule, clipping, accumulation, precision, compiling, checkpoints, FSDP."
+    p.add_argument("--warmup-steps", type=int, help="raise the learning rate linearly from --min-lr to --lr over N steps, then "
+                   "decay it along a cosine to --min-lr (appendix D; default: 0, a constant learning rate)")
+    p.add_argument("--min-lr", type=float, help="where the warmup starts and the cosine decay ends (default: 0.1 x --lr)")
+    p.add_argument("--grad-clip", type=float, help="clip the gradients' total norm to this after the warmup (the book: 1.0)")
+    p.add_argument("--grad-accum", type=int, help="batches per optimizer step, their gradients averaged (default: 1)")
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], help="autocast the forward pass: bf16 on recent CPUs "
+                   "and GPUs, fp16 with a gradient scaler on CUDA; auto: bf16 where the device multiplies it fast (a GPU from Ampere on; "
+                   "a CPU with AMX or AVX512-BF16 where one product, timed once per machine, says so), else fp32, the book's (default: auto; a resumed run keeps its own)")
+    p.add_argument("--compile", action="store_const", const=True, help="torch.compile the model (a minute to start; faster steps)")
+    p.add_argument("--checkpoint-every", type=int, metavar="N", help="also write a checkpoint every N optimizer steps "
+                   "(default: after each epoch only)")
+    p.add_argument("--fsdp", action="store_true", help="under torchrun: shard the weights, gradients and optimizer state over "
+                   "the processes (FSDP2) instead of keeping a whole copy in each (DDP)")
+
+
+# %% ../../nbs/engine/07_cli.ipynb #fb05946b
 def _pretrain_parser(sub, run_on):
     "The options of `llmfs pretrain`."
     p = sub.add_parser("pretrain", parents=[run_on, _options("overwrite", "refresh_data")], help="train a GPT (or a Llama 3 or Qwen3: --arch) on text files or URLs", description=
@@ -1287,21 +1305,11 @@ def _pretrain_parser(sub, run_on):
     p.add_argument("--eval-freq", type=int, help="evaluate every N steps (default: 5)")
     p.add_argument("--eval-iter", type=int, help="batches per evaluation (default: 5)")
     p.add_argument("--sample-prompt", default="Every effort moves you", help="prompt of the sample printed after each epoch")
-    p.add_argument("--warmup-steps", type=int, help="raise the learning rate linearly from --min-lr to --lr over N steps, then "
-                   "decay it along a cosine to --min-lr (appendix D; default: 0, a constant learning rate)")
-    p.add_argument("--min-lr", type=float, help="where the warmup starts and the cosine decay ends (default: 0.1 x --lr)")
-    p.add_argument("--grad-clip", type=float, help="clip the gradients' total norm to this after the warmup (the book: 1.0)")
-    p.add_argument("--grad-accum", type=int, help="batches per optimizer step, their gradients averaged (default: 1)")
-    p.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], help="autocast the forward pass: bf16 on recent CPUs "
-                   "and GPUs, fp16 with a gradient scaler on CUDA; auto: bf16 where the device multiplies it fast (a GPU from Ampere on; "
-                   "a CPU with AMX or AVX512-BF16 where one product, timed once per machine, says so), else fp32, the book's (default: auto; a resumed run keeps its own)")
-    p.add_argument("--compile", action="store_const", const=True, help="torch.compile the model (a minute to start; faster steps)")
-    p.add_argument("--checkpoint-every", type=int, metavar="N", help="also write a checkpoint every N optimizer steps "
-                   "(default: after each epoch only)")
-    p.add_argument("--fsdp", action="store_true", help="under torchrun: shard the weights, gradients and optimizer state over "
-                   "the processes (FSDP2) instead of keeping a whole copy in each (DDP)")
+    _pretrain_run_options(p)
     p.set_defaults(func=_pretrain)
 
+
+# %% ../../nbs/engine/07_cli.ipynb #ece6ba9b
 def _prepare_data_parser(sub):
     "The options of `llmfs prepare-data`."
     d = sub.add_parser("prepare-data", help="tokenise a folder of text files into shards for pretrain --data", description=
@@ -1333,21 +1341,8 @@ def _tune_parser(sub):
     t.add_argument("--seed", type=int, default=123, help="seeds the sampler and every training (default: 123)")
     t.set_defaults(func=_tune)
 
-# %% ../../nbs/engine/07_cli.ipynb #270856d1
-def _generate_parser(sub, run_on, sampling):
-    "The options of `llmfs generate`."
-    g = sub.add_parser("generate", parents=[run_on, _options("dtype"), sampling(temperature=1.0, top_k=50)], help="continue a prompt with a trained checkpoint", description=
-        "Print PROMPT and its continuation, token by token, with a checkpoint of llmfs pretrain or OpenAI's GPT-2. "
-    "--temperature 0 is greedy decoding.")
-    source = g.add_mutually_exclusive_group(required=True)
-    source.add_argument("--checkpoint", metavar="DIR", help="a folder written by llmfs pretrain")
-    source.add_argument("--model", metavar="NAME_OR_PATH", help="OpenAI's GPT-2 (gpt2, gpt2-medium, gpt2-large, gpt2-xl), a Hugging Face "
-                        f"repository of {FAMILIES} (e.g. Qwen/Qwen3-0.6B, meta-llama/Llama-3.2-1B-Instruct, "
-                        "google/gemma-3-270m-it; downloaded), or a local folder of one")
-    g.add_argument("--prompt", required=True, help="the text to continue")
-    g.add_argument("--max-new-tokens", type=int, default=50, help="tokens to generate (default: 50)")
-    g.set_defaults(func=_generate)
 
+# %% ../../nbs/engine/07_cli.ipynb #1a8baa84
 def _finetune_classifier_parser(sub, run_on, finetuning):
     "The options of `llmfs finetune-classifier`."
     f = sub.add_parser("finetune-classifier", parents=[run_on, finetuning], help="finetune a GPT into a two-label text classifier (chapter 6)", description=
@@ -1379,6 +1374,8 @@ def _classify_parser(sub):
     c.add_argument("texts", nargs="+", metavar="TEXT", help="texts to classify, or - for standard input")
     c.set_defaults(func=_classify)
 
+
+# %% ../../nbs/engine/07_cli.ipynb #1a92a63a
 def _finetune_instruct_parser(sub, run_on, finetuning):
     "The options of `llmfs finetune-instruct`."
     i = sub.add_parser("finetune-instruct", parents=[run_on, finetuning], help="finetune a GPT to follow instructions (chapter 7)", description=
@@ -1419,7 +1416,8 @@ def _dpo_parser(sub, run_on, finetuning):
     o.add_argument("--out", default="runs/dpo", metavar="DIR", help="where to write the model (default: runs/dpo)")
     o.set_defaults(func=_dpo)
 
-# %% ../../nbs/engine/07_cli.ipynb #7b05da82
+
+# %% ../../nbs/engine/07_cli.ipynb #716ab7cd
 def _evaluate_parser(sub):
     "The options of `llmfs evaluate`."
     e = sub.add_parser("evaluate", help="have a judge LLM score a model's answers (chapter 7)", description=
@@ -1460,6 +1458,26 @@ def _make_data_parser(sub):
     m.add_argument("--remove-duplicates", action="store_true", help="drop the later entry of each near-duplicate pair (default: report them)")
     m.set_defaults(func=_make_data)
 
+
+# %% ../../nbs/engine/07_cli.ipynb #557b810e
+FAMILY_NAMES = {"llama": "Llama 3", "qwen3": "Qwen3", "qwen3_moe": "Qwen3", "gemma3_text": "Gemma 3", "olmo3": "OLMo 3", "cohere2": "Tiny Aya",
+                "gemma4_text": "Gemma 4", "qwen3_5_text": "Qwen3.5", "deepseek_v3": "DeepSeek V3"}   # HF_MODEL_TYPES's, as the help names them
+FAMILIES = ", ".join(list(dict.fromkeys(FAMILY_NAMES.values()))[:-1]) + f" or {list(FAMILY_NAMES.values())[-1]}"
+
+def _generate_parser(sub, run_on, sampling):
+    "The options of `llmfs generate`."
+    g = sub.add_parser("generate", parents=[run_on, _options("dtype"), sampling(temperature=1.0, top_k=50)], help="continue a prompt with a trained checkpoint", description=
+        "Print PROMPT and its continuation, token by token, with a checkpoint of llmfs pretrain or OpenAI's GPT-2. "
+    "--temperature 0 is greedy decoding.")
+    source = g.add_mutually_exclusive_group(required=True)
+    source.add_argument("--checkpoint", metavar="DIR", help="a folder written by llmfs pretrain")
+    source.add_argument("--model", metavar="NAME_OR_PATH", help="OpenAI's GPT-2 (gpt2, gpt2-medium, gpt2-large, gpt2-xl), a Hugging Face "
+                        f"repository of {FAMILIES} (e.g. Qwen/Qwen3-0.6B, meta-llama/Llama-3.2-1B-Instruct, "
+                        "google/gemma-3-270m-it; downloaded), or a local folder of one")
+    g.add_argument("--prompt", required=True, help="the text to continue")
+    g.add_argument("--max-new-tokens", type=int, default=50, help="tokens to generate (default: 50)")
+    g.set_defaults(func=_generate)
+
 def _chat_parser(sub, run_on, sampling):
     "The options of `llmfs chat`."
     h = sub.add_parser("chat", parents=[run_on, _options("dtype"), sampling(temperature=0.0)], help="talk to an instruction-finetuned model or a chat model in the terminal", description=
@@ -1475,6 +1493,8 @@ def _chat_parser(sub, run_on, sampling):
     h.add_argument("--max-new-tokens", type=int, default=256, help="the longest answer, in tokens (default: 256)")
     h.set_defaults(func=_chat)
 
+
+# %% ../../nbs/engine/07_cli.ipynb #c5953353
 def _serve_parser(sub, run_on):
     "The options of `llmfs serve`."
     v = sub.add_parser("serve", parents=[run_on, _options("dtype")], help="chat with a model in the browser, or through OpenAI's and Ollama's APIs", description=
@@ -1491,10 +1511,8 @@ def _serve_parser(sub, run_on):
     v.add_argument("--max-tokens-limit", type=int, default=2048, help="the longest answer a request may ask for (default: 2048)")
     v.set_defaults(func=_serve)
 
-FAMILY_NAMES = {"llama": "Llama 3", "qwen3": "Qwen3", "qwen3_moe": "Qwen3", "gemma3_text": "Gemma 3", "olmo3": "OLMo 3", "cohere2": "Tiny Aya",
-                "gemma4_text": "Gemma 4", "qwen3_5_text": "Qwen3.5", "deepseek_v3": "DeepSeek V3"}   # HF_MODEL_TYPES's, as the help names them
-FAMILIES = ", ".join(list(dict.fromkeys(FAMILY_NAMES.values()))[:-1]) + f" or {list(FAMILY_NAMES.values())[-1]}"
 
+# %% ../../nbs/engine/07_cli.ipynb #1ac54277
 SAMPLING_RULE = ("Decoding: generate continues a text, so it samples by default (--temperature 1 --top-k 50, as GPT-2's "
                  "own demos did);\nchat and finetune-instruct answer, so they decode greedily (--temperature 0, the book's "
                  "chapter 7), and an answer\nis the same each time. Either takes --temperature and --top-k. serve's chat page "
@@ -1527,6 +1545,8 @@ def build_parser() -> argparse.ArgumentParser:
     _serve_parser(sub, run_on)
     return parser
 
+
+# %% ../../nbs/engine/07_cli.ipynb #62f628ba
 _show_warning = warnings.showwarning  # Python's own
 
 def _warning_line(message, category, filename, lineno, file=None, line=None):
@@ -1548,6 +1568,7 @@ def main(argv:list[str]|None=None) -> int:
     except KeyboardInterrupt:
         print("\nllmfs: interrupted", file=sys.stderr)
         return 130
+
 
 # %% ../../nbs/engine/07_cli.ipynb #f7488568
 if __name__ == "__main__": raise SystemExit(main())
