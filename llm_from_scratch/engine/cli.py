@@ -474,16 +474,6 @@ def _save_loss_plot(out:Path, state:TrainState, run:RunSettings):
         with atomic_path(out/"loss.png") as tmp: fig.savefig(tmp, format="png", dpi=120)
 
 # %% ../../nbs/engine/07_cli.ipynb #bd0de055
-def _pretrain(args) -> int:
-    "The `llmfs pretrain` command; under torchrun, every process runs it and trains on its share of each batch."
-    _check_pretrain_args(args)
-    device = _device(args.device)
-    try:
-        device = init_distributed(device) or device  # launched by torchrun: join the other processes
-        with open(os.devnull, "w") as null, contextlib.redirect_stdout(null) if rank() else contextlib.nullcontext():
-            return _pretrain_in_process(args, device)  # (rank 0 alone prints)
-    finally: cleanup_distributed()  # on every way out, Ctrl-C and errors included
-
 def _decide_precision(asked:str, device:torch.device) -> tuple[str, str]:
     "The precision --precision `asked` trains in on `device` (auto: bf16 where it multiplies bfloat16 fast, else fp32), and for auto the words saying why, for the first line."
     if asked != "auto": return asked, ""
@@ -495,21 +485,10 @@ def _choose_precision(run:RunSettings, device:torch.device) -> str:
     run.precision, why = _decide_precision(run.precision, device)
     return why
 
-def _pretrain_in_process(args, device:torch.device) -> int:
-    "`llmfs pretrain` in this process, one of `world_size()`."
-    out = Path(args.out or args.resume or "runs/pretrain")
-    _check_out(out, continuing=bool(args.resume) and out.resolve() == Path(args.resume).resolve(), overwrite=args.overwrite)
-    cfg, run, saved = _run_settings(args)
-    tokenizer = get_tokenizer()
-    ctx, bs, world = cfg["context_length"], run.batch_size, world_size()
-    if bs % world: raise CLIError(f"--batch-size {bs} (the batch of all processes together) does not split evenly over {world} processes")
-    if args.fsdp and not torch.distributed.is_initialized():
-        raise CLIError("--fsdp shards the model over processes launched by torchrun: torchrun --nproc_per_node=N -m llm_from_scratch pretrain ...")
-    if args.fsdp and run.precision == "fp16": raise CLIError("--fsdp with --precision fp16 is not supported: use bf16")
-    if saved is not None and saved["state"].batch and run.sampler != "distributed":
-        raise CLIError(f"{args.resume} stopped in the middle of an epoch under an older llmfs, which shuffled differently: it cannot "
-                       "resume exactly there (a checkpoint written at the end of an epoch can)")
-    run.sampler = "distributed"  # windows in DistributedSampler's order, from the seed and the epoch
+
+# %% ../../nbs/engine/07_cli.ipynb #01cd6d3a
+def _pretrain_data(args, run:RunSettings, ctx:int, bs:int, tokenizer) -> tuple:
+    "`llmfs pretrain`'s training and validation loaders (shards, or the texts split 90/10), the sources' names and the tokens in all."
     shards = _shards_folder(args, run)
     part = "training"   # the part being read: a too-short one is named
     try:  # each process gets its share of every batch, in an order set by the seed and the epoch
@@ -533,18 +512,55 @@ def _pretrain_in_process(args, device:torch.device) -> int:
     except ValueError as e:
         why = str(e).replace("The text has", f"its {part} part has", 1)   # the dataset speaks of the part it was given
         raise CLIError(f"{size} is too short for --context-length {ctx} and --batch-size {bs}: {why}") from None
+    return train_loader, val_loader, sources, tokens
+
+
+# %% ../../nbs/engine/07_cli.ipynb #da01fbaa
+def _pretrain_model(args, run:RunSettings, cfg:dict, device:torch.device, resuming:bool) -> torch.nn.Module:
+    "The model `llmfs pretrain` trains, seeded, with the engine's speed-ups; `run` records each choice, and a resumed run keeps its own."
     torch.manual_seed(run.seed)
     model = use_fused_layers(ARCHITECTURES[run.arch](cfg).to(device))  # GPT-2's layer norms and GELUs fused (engine/03_speed)
     if device.type == "cpu" and not args.fsdp:  # oneDNN layers where measured faster here; a resumed run keeps its own choice (exact resume)
-        measure = args.fast_linear and world == 1  # (measured in each process, the processes could choose differently)
-        use_fast_linear(model, force=run.fast_linear if saved is not None else (None if measure else False))
+        measure = args.fast_linear and world_size() == 1  # (measured in each process, the processes could choose differently)
+        use_fast_linear(model, force=run.fast_linear if resuming else (None if measure else False))
     run.fast_linear = type(model.out_head) is FastLinear
     if not args.fsdp: use_fused_loss(model)  # the output head and the cross-entropy a chunk of tokens at a time (engine/03_speed)
-    run.exact_sdpa = saved is None if run.exact_sdpa is None else run.exact_sdpa  # kept by a resume (older runs: off)
+    run.exact_sdpa = not resuming if run.exact_sdpa is None else run.exact_sdpa  # kept by a resume (older runs: off)
     if run.exact_sdpa: use_sdpa_where_exact(model)  # SDPA where it computes what the book's attention does (no dropout)
-    run.gpu_recipe = (saved is None if run.gpu_recipe is None else run.gpu_recipe) and device.type == "cuda"  # kept by a resume (older runs: off)
+    run.gpu_recipe = (not resuming if run.gpu_recipe is None else run.gpu_recipe) and device.type == "cuda"  # kept by a resume (older runs: off)
     if run.gpu_recipe:  # notebook 07's speed recipe on GPUs: fused attention, and TF32 products for float32 runs
         use_sdpa(model); torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+    return model
+
+
+# %% ../../nbs/engine/07_cli.ipynb #30f6be7b
+def _pretrain(args) -> int:
+    "The `llmfs pretrain` command; under torchrun, every process runs it and trains on its share of each batch."
+    _check_pretrain_args(args)
+    device = _device(args.device)
+    try:
+        device = init_distributed(device) or device  # launched by torchrun: join the other processes
+        with open(os.devnull, "w") as null, contextlib.redirect_stdout(null) if rank() else contextlib.nullcontext():
+            return _pretrain_in_process(args, device)  # (rank 0 alone prints)
+    finally: cleanup_distributed()  # on every way out, Ctrl-C and errors included
+
+def _pretrain_in_process(args, device:torch.device) -> int:
+    "`llmfs pretrain` in this process, one of `world_size()`."
+    out = Path(args.out or args.resume or "runs/pretrain")
+    _check_out(out, continuing=bool(args.resume) and out.resolve() == Path(args.resume).resolve(), overwrite=args.overwrite)
+    cfg, run, saved = _run_settings(args)
+    tokenizer = get_tokenizer()
+    ctx, bs, world = cfg["context_length"], run.batch_size, world_size()
+    if bs % world: raise CLIError(f"--batch-size {bs} (the batch of all processes together) does not split evenly over {world} processes")
+    if args.fsdp and not torch.distributed.is_initialized():
+        raise CLIError("--fsdp shards the model over processes launched by torchrun: torchrun --nproc_per_node=N -m llm_from_scratch pretrain ...")
+    if args.fsdp and run.precision == "fp16": raise CLIError("--fsdp with --precision fp16 is not supported: use bf16")
+    if saved is not None and saved["state"].batch and run.sampler != "distributed":
+        raise CLIError(f"{args.resume} stopped in the middle of an epoch under an older llmfs, which shuffled differently: it cannot "
+                       "resume exactly there (a checkpoint written at the end of an epoch can)")
+    run.sampler = "distributed"  # windows in DistributedSampler's order, from the seed and the epoch
+    train_loader, val_loader, sources, tokens = _pretrain_data(args, run, ctx, bs, tokenizer)
+    model = _pretrain_model(args, run, cfg, device, resuming=saved is not None)
     if world > 1: torch.manual_seed(run.seed + rank())  # the same weights everywhere, but each process its own dropout
     chosen = _choose_precision(run, device) or (" (as the run it resumes)" if saved is not None else "")
     if run.precision == "fp16" and device.type != "cuda": raise CLIError("--precision fp16 needs a CUDA GPU; on this device use bf16")
@@ -571,6 +587,7 @@ def _pretrain_in_process(args, device:torch.device) -> int:
     if run.compile: model = torch.compile(model)  # checkpoints still hold the plain model's weights
     return _train_until_stopped(model, train_loader, val_loader, optimizer, device, run, state, out, args.sample_prompt, tokenizer,
                                 replacing=args.overwrite)  # --overwrite: the old run goes with the new run's first checkpoint
+
 
 # %% ../../nbs/engine/07_cli.ipynb #ebe64d2d
 def _load_adapted(folder:Path, kind:str, device):
