@@ -615,6 +615,8 @@ def _load_named_model(name:str, device:torch.device, dtype_name:str="auto"):
     try: return load_named_model(name, device, _weights_dtype(dtype_name, device))
     except ValueError as e: raise CLIError(f"--model {name}: {e}") from None
 
+
+# %% ../../nbs/engine/07_cli.ipynb #edd1ac1b
 def _generate(args) -> int:
     "The `llmfs generate` command: print the prompt, then its continuation token by token."
     if not args.prompt: raise CLIError("--prompt is empty: give some text to continue")
