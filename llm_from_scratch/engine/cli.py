@@ -420,6 +420,8 @@ def _stop_on_signal():
     finally:
         for s, handler in previous.items(): signal.signal(s, handler)
 
+
+# %% ../../nbs/engine/07_cli.ipynb #613b1b7c
 def _train_until_stopped(model, train_loader, val_loader, optimizer, device, run:RunSettings, state:TrainState|None, out:Path,
                          sample_prompt:str, tokenizer, replacing:bool=False) -> int:
     "Run the trainer's `train` with a checkpoint per epoch; Ctrl-C or SIGTERM stop it after the step, with a checkpoint."
@@ -455,6 +457,8 @@ def _checkpoint_not_written(folder:Path, e:OSError) -> int:
     print(f"llmfs: error: could not write the checkpoint in {folder}: {e.strerror or e}; {kept}", file=sys.stderr)   # (saves are all or nothing)
     return 1
 
+
+# %% ../../nbs/engine/07_cli.ipynb #3ae35507
 OTHER_RUN_FILES = ("loss.png", "accuracy.png", "adapters.json", "adapters.safetensors", "dpo.json", "instruction-data-with-response.json")
 
 def _forget_old_run(out:Path, names:tuple=OTHER_RUN_FILES):
@@ -472,6 +476,7 @@ def _save_loss_plot(out:Path, state:TrainState, run:RunSettings):
         epochs_seen = [t / run.tokens_per_epoch for t in state.track_tokens_seen]
         fig = plot_losses(epochs_seen, state.track_tokens_seen, state.train_losses, state.val_losses)
         with atomic_path(out/"loss.png") as tmp: fig.savefig(tmp, format="png", dpi=120)
+
 
 # %% ../../nbs/engine/07_cli.ipynb #bd0de055
 def _decide_precision(asked:str, device:torch.device) -> tuple[str, str]:
@@ -1182,6 +1187,8 @@ def _preference_loaders(args, model, tokenizer, device):
                for i, s in enumerate(sets)]
     return loaders, test_data
 
+
+# %% ../../nbs/engine/07_cli.ipynb #2543240a
 def _dpo(args) -> int:
     "The `llmfs dpo` command: notebook 08's preference tuning of an instruction-tuned model, the book's settings as defaults."
     for name in ("epochs", "batch_size", "max_new_tokens", "eval_freq", "eval_iter"):
@@ -1222,6 +1229,7 @@ def _dpo(args) -> int:
     save_instruct_model(out, model, base_model=f"{info.get('base_model') or args.checkpoint} + DPO")  # last: a finished run
     print(f"Model: {out}/ ({', '.join(sorted(p.name for p in out.iterdir()))}); test answers: {out}/instruction-data-with-response.json")
     return 0
+
 
 # %% ../../nbs/engine/07_cli.ipynb #874f04cf
 def _serve(args) -> int:
