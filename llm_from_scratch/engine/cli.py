@@ -973,23 +973,21 @@ def _finish_instruct(model, state:TrainState, test_data:list, tokenizer, device,
     if args.merge: merge_lora(model)
     if not args.lora_rank or args.merge: save_instruct_model(out, model, base_model=base)  # a folder with a model is a finished run
 
-def _finetune_instruct(args) -> int:
-    "The `llmfs finetune-instruct` command: chapter 7's finetuning, with the book's settings as defaults; Ctrl-C keeps a checkpoint that --resume continues."
-    if args.max_new_tokens < 1: raise CLIError(f"--max-new-tokens must be at least 1, not {args.max_new_tokens}")
-    _check_unfinished(Path(args.out), args.resume, args.overwrite)
-    saved, auto = (_unfinished_run(Path(args.out)/UNFINISHED) if args.resume else None), args.precision == "auto"
-    if saved is not None:  # the options the run started with, before anything is loaded
-        _check_lora_args(args)   # (it sets --lora-alpha's default)
-        if auto: args.precision = saved["finetune"]["precision"]   # the run's own choice
-        _check_same_settings(saved["finetune"], _instruct_settings(args, args.precision), Path(args.out)/UNFINISHED)
-        _check_resumable(saved, args, Path(args.out)/UNFINISHED)
-    device, out, model, base, precision, why = _start_finetuning(args)
-    unfinished = out/UNFINISHED
-    if saved is not None and auto: why = " (as the run it resumes)"
-    tokenizer = get_tokenizer()
-    (train_loader, val_loader), test_data = _instruction_data(args, model.cfg["context_length"], tokenizer)
-    settings = _instruct_settings(args, precision)
-    if saved is not None: _check_same_settings(saved["finetune"], settings, unfinished)   # (the data file, read again)
+
+# %% ../../nbs/engine/07_cli.ipynb #85e9102d
+def _resume_checks(args) -> dict|None:
+    "With --resume: the interrupted run's checkpoint, its options checked against these before anything loads (--precision auto takes the run's)."
+    if not args.resume: return None
+    unfinished = Path(args.out)/UNFINISHED
+    saved = _unfinished_run(unfinished)
+    _check_lora_args(args)   # (it sets --lora-alpha's default)
+    if args.precision == "auto": args.precision = saved["finetune"]["precision"]   # the run's own choice
+    _check_same_settings(saved["finetune"], _instruct_settings(args, args.precision), unfinished)
+    _check_resumable(saved, args, unfinished)
+    return saved
+
+def _instruct_training(model, args, device, settings:dict, saved:dict|None, unfinished:Path) -> tuple:
+    "The model made ready to finetune (dropout, speed-ups, LoRA, the fused loss) and its AdamW; resuming, the run's weights, moments and progress."
     set_drop_rate(model, args.drop_rate)
     _speed_up(model, device, args.fast_linear, force=saved["finetune"]["fast_linear"] if saved is not None else None)
     settings["fast_linear"] = type(model.out_head) is FastLinear   # (a resume keeps the choice: the same products)
@@ -1004,7 +1002,25 @@ def _finetune_instruct(args) -> int:
         check_optimizer_state(optimizer, saved["optimizer"], str(unfinished/STATE_FILE), names)
         optimizer.load_state_dict(saved["optimizer"])
         state = TrainState.from_dict(saved["state"])
-    elif unfinished.exists(): shutil.rmtree(unfinished)   # --overwrite (or a first save cut short): what the folder held goes ...
+    return optimizer, state
+
+
+# %% ../../nbs/engine/07_cli.ipynb #acdd3675
+def _finetune_instruct(args) -> int:
+    "The `llmfs finetune-instruct` command: chapter 7's finetuning, with the book's settings as defaults; Ctrl-C keeps a checkpoint that --resume continues."
+    if args.max_new_tokens < 1: raise CLIError(f"--max-new-tokens must be at least 1, not {args.max_new_tokens}")
+    _check_unfinished(Path(args.out), args.resume, args.overwrite)
+    auto = args.precision == "auto"
+    saved = _resume_checks(args)
+    device, out, model, base, precision, why = _start_finetuning(args)
+    unfinished = out/UNFINISHED
+    if saved is not None and auto: why = " (as the run it resumes)"
+    tokenizer = get_tokenizer()
+    (train_loader, val_loader), test_data = _instruction_data(args, model.cfg["context_length"], tokenizer)
+    settings = _instruct_settings(args, precision)
+    if saved is not None: _check_same_settings(saved["finetune"], settings, unfinished)   # (the data file, read again)
+    optimizer, state = _instruct_training(model, args, device, settings, saved, unfinished)
+    if saved is None and unfinished.exists(): shutil.rmtree(unfinished)   # --overwrite (or a first save cut short): what the folder held goes ...
     with _terminate_as_interrupt() as got:   # (around the training's own handlers: a SIGTERM after them is said as Ctrl-C is)
         with _stop_on_signal() as stop:   # (before the first line: a signal that follows it is never lost)
             print(f"Finetuning {base} on {len(train_loader) * args.batch_size} instructions"
@@ -1042,6 +1058,7 @@ def _finetune_instruct(args) -> int:
     print(f"Model: {out}/ ({', '.join(sorted(p.name for p in out.iterdir()))}); "
           f"test answers: {out}/instruction-data-with-response.json")
     return 0
+
 
 # %% ../../nbs/engine/07_cli.ipynb #9693a87a
 JUDGES = {"ollama": "http://localhost:11434/api/chat"}  # --judge KIND:MODEL -> the server's chat address
