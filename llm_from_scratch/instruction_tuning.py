@@ -8,7 +8,7 @@ Docs: https://llm-from-scratch.github.io/llm-from-scratch/instruction_tuning.htm
 __all__ = ['RESPONSE_HEADER', 'MAGPIE_QUERY', 'TEMPLATE_TOKENS', 'DataError', 'validate_entries', 'load_json_entries',
            'download_and_load_file', 'format_input', 'split_data', 'InstructionDataset', 'custom_collate_draft_1',
            'custom_collate_draft_2', 'custom_collate_fn', 'extract_response', 'generate_response', 'generate_batched',
-           'generate_responses', 'JudgeError', 'query_model', 'check_judge', 'StubJudge', 'score_prompt', 'parse_score',
+           'generate_responses', 'JudgeError', 'StubJudge', 'query_model', 'check_judge', 'score_prompt', 'parse_score',
            'judge_responses', 'generate_model_scores', 'find_near_duplicates', 'remove_near_duplicates',
            'extract_instruction', 'magpie_entry', 'instruction_reflection_prompt', 'response_reflection_prompt',
            'extract_reflection', 'reflect_entry', 'preference_prompt', 'preference_entry', 'passive_prompt',
@@ -267,6 +267,48 @@ def _http(url:str, payload:dict|None=None, api_key:str|None=None, timeout:float=
                          f"or point the URL at a running OpenAI-compatible server") from None
 
 
+# %% ../nbs/06_instruction_tuning.ipynb #93c182c5
+class StubJudge:
+    "A tiny judge server on the loopback address that speaks the client's subset of Ollama's and OpenAI's chat APIs (streamed), for trying and testing the client without a model."
+    def __init__(self,
+                 reply=lambda prompt: str(len(prompt) % 101), # the judge's answer to a prompt
+                 models:tuple=("llama3",), # the models it says it has
+                ):
+        import http.server
+        import threading
+        stub = self
+        self.reply, self.models, self.requests = reply, models, []
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args): pass  # quiet
+            def _send(self, status, body, content_type="application/json"):
+                self.send_response(status); self.send_header("Content-Type", content_type); self.end_headers()
+                self.wfile.write(body.encode("utf-8"))
+            def do_GET(self):
+                if self.path == "/api/tags": self._send(200, json.dumps({"models": [{"name": f"{m}:latest"} for m in stub.models]}))
+                elif self.path == "/v1/models": self._send(200, json.dumps({"object": "list", "data": [{"id": m} for m in stub.models]}))
+                else: self._send(404, json.dumps({"error": "not found"}))
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
+                stub.requests.append((self.path, body))
+                if body.get("model") not in stub.models:
+                    return self._send(404, json.dumps({"error": f"model '{body.get('model')}' not found"}))
+                text = stub.reply(body["messages"][-1]["content"])
+                pieces = [text[:len(text) // 2], text[len(text) // 2:]]  # streamed in two chunks
+                if self.path == "/api/chat":
+                    lines = [json.dumps({"message": {"role": "assistant", "content": p}, "done": False}) for p in pieces]
+                    self._send(200, "\n".join([*lines, json.dumps({"message": {"role": "assistant", "content": ""}, "done": True})]) + "\n", "application/x-ndjson")
+                elif self.path == "/v1/chat/completions":
+                    events = [f"data: {json.dumps({'choices': [{'index': 0, 'delta': {'content': p}}]})}\n\n" for p in pieces]
+                    self._send(200, "".join(events) + "data: [DONE]\n\n", "text/event-stream")
+                else: self._send(404, json.dumps({"error": "not found"}))
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self): self.thread.start(); return self
+    def __exit__(self, *exc): self.server.shutdown(); self.server.server_close()
+
+# %% ../nbs/06_instruction_tuning.ipynb #b0a9c031
 def query_model(
     prompt:str,
     model:str="llama3", # the judge model's name on the server
@@ -311,6 +353,7 @@ def query_model(
     return "".join(reply)
 
 
+# %% ../nbs/06_instruction_tuning.ipynb #19b72b36
 def check_judge(model:str="llama3", url:str="http://localhost:11434/api/chat", api_key:str|None=None) -> str:
     "Ask the judge server which models it has; JudgeError (saying how to start or pull one) unless it answers and has `model`."
     kind, base = _judge_base(url)
@@ -326,46 +369,6 @@ def check_judge(model:str="llama3", url:str="http://localhost:11434/api/chat", a
         raise JudgeError(f"the judge at {base} has no model {model!r} (it has {', '.join(map(str, names)) or 'none'}): {how}")
     return model
 
-# %% ../nbs/06_instruction_tuning.ipynb #93c182c5
-class StubJudge:
-    "A tiny judge server on the loopback address that speaks the client's subset of Ollama's and OpenAI's chat APIs (streamed), for trying and testing the client without a model."
-    def __init__(self,
-                 reply=lambda prompt: str(len(prompt) % 101), # the judge's answer to a prompt
-                 models:tuple=("llama3",), # the models it says it has
-                ):
-        import http.server
-        import threading
-        stub = self
-        self.reply, self.models, self.requests = reply, models, []
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def log_message(self, *args): pass  # quiet
-            def _send(self, status, body, content_type="application/json"):
-                self.send_response(status); self.send_header("Content-Type", content_type); self.end_headers()
-                self.wfile.write(body.encode("utf-8"))
-            def do_GET(self):
-                if self.path == "/api/tags": self._send(200, json.dumps({"models": [{"name": f"{m}:latest"} for m in stub.models]}))
-                elif self.path == "/v1/models": self._send(200, json.dumps({"object": "list", "data": [{"id": m} for m in stub.models]}))
-                else: self._send(404, json.dumps({"error": "not found"}))
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
-                stub.requests.append((self.path, body))
-                if body.get("model") not in stub.models:
-                    return self._send(404, json.dumps({"error": f"model '{body.get('model')}' not found"}))
-                text = stub.reply(body["messages"][-1]["content"])
-                pieces = [text[:len(text) // 2], text[len(text) // 2:]]  # streamed in two chunks
-                if self.path == "/api/chat":
-                    lines = [json.dumps({"message": {"role": "assistant", "content": p}, "done": False}) for p in pieces]
-                    self._send(200, "\n".join([*lines, json.dumps({"message": {"role": "assistant", "content": ""}, "done": True})]) + "\n", "application/x-ndjson")
-                elif self.path == "/v1/chat/completions":
-                    events = [f"data: {json.dumps({'choices': [{'index': 0, 'delta': {'content': p}}]})}\n\n" for p in pieces]
-                    self._send(200, "".join(events) + "data: [DONE]\n\n", "text/event-stream")
-                else: self._send(404, json.dumps({"error": "not found"}))
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self): self.thread.start(); return self
-    def __exit__(self, *exc): self.server.shutdown(); self.server.server_close()
 
 # %% ../nbs/06_instruction_tuning.ipynb #481f179b
 def score_prompt(entry:dict, json_key:str) -> str:
