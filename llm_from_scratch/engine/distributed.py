@@ -85,6 +85,8 @@ def cleanup_distributed():
     "Leave the process group, if this process joined one (on every way out: success, error, Ctrl-C)."
     if dist.is_available() and dist.is_initialized(): dist.destroy_process_group()
 
+
+# %% ../../nbs/engine/02_distributed.ipynb #64819222
 class ResumableDistributedSampler(DistributedSampler):
     "`DistributedSampler`'s order, kept as a tensor (8 bytes a window, not a Python list's 40), that can start a resumed epoch part-way."
     _skip = 0
@@ -125,6 +127,8 @@ def distributed_loader(
     sampler = ResumableDistributedSampler(dataset, num_replicas=world, rank=me, shuffle=shuffle, seed=seed, drop_last=drop_last)
     return DataLoader(dataset, batch_size=batch_size // world, sampler=sampler, drop_last=drop_last, num_workers=num_workers)
 
+
+# %% ../../nbs/engine/02_distributed.ipynb #be13bd42
 def parallelize(
     model:nn.Module, # a GPTModel, on this process's device
     fsdp:bool=False, # shard every tensor over the processes (FSDP2's fully_shard) instead of keeping a copy in each (DDP)
@@ -149,3 +153,4 @@ def load_optimizer_state(model:nn.Module, optimizer:torch.optim.Optimizer, state
     by_name = {"state": {names[i]: s for i, s in state_dict["state"].items()},
                "param_groups": [{**g, "params": [names[i] for i in g["params"]]} for g in state_dict["param_groups"]]}
     set_optimizer_state_dict(model, optimizer, by_name, options=StateDictOptions(full_state_dict=True))  # each process keeps its shard
+
