@@ -95,6 +95,8 @@ def _check_rng(rng, where:str):
           and all(isinstance(t, torch.Tensor) and t.dtype == torch.uint8 for t in rng["cuda"]))
     if not ok: raise CheckpointError(f"{where} is not a random generator state as the trainer saves it (a CPU state of {size} bytes)")
 
+
+# %% ../../nbs/engine/01_trainer.ipynb #17eaa84b
 class TrainingInterrupted(Exception):
     "Training stopped on request; `state` holds the progress (and a checkpoint was written, if asked for)."
     def __init__(self, state:TrainState): super().__init__(f"training stopped at step {state.step}"); self.state = state
@@ -111,6 +113,7 @@ def _set_rng_state(rng:dict):
     "Restore generator states saved by `_rng_state`."
     torch.set_rng_state(rng["cpu"])
     if rng["cuda"] and torch.cuda.is_available(): torch.cuda.set_rng_state_all(rng["cuda"])
+
 
 # %% ../../nbs/engine/01_trainer.ipynb #afeceb6d
 def epoch_batches(train_loader, state:TrainState):
@@ -132,6 +135,22 @@ def epoch_batches(train_loader, state:TrainState):
     if rng is not None: _set_rng_state(rng)
     state.epoch_rng = _rng_state()
     return iter(train_loader)
+
+# %% ../../nbs/engine/01_trainer.ipynb #6f90616a
+def _no_gradient_sync(model:nn.Module):
+    "A context in which backward passes keep their gradients to this process (DDP's `no_sync`, FSDP's switch); else nothing."
+    inner = getattr(model, "_orig_mod", model)
+    if isinstance(inner, nn.parallel.DistributedDataParallel): return inner.no_sync()
+    if is_sharded(inner): return _fsdp_no_sync(inner)
+    return contextlib.nullcontext()
+
+@contextlib.contextmanager
+def _fsdp_no_sync(model):
+    "FSDP's equivalent of DDP's `no_sync`."
+    model.set_requires_gradient_sync(False)
+    try: yield
+    finally: model.set_requires_gradient_sync(True)
+
 
 # %% ../../nbs/engine/01_trainer.ipynb #06cdba5c
 def train_step(model:nn.Module, optimizer, input_batch, target_batch, device, state:TrainState) -> torch.Tensor:
@@ -179,20 +198,8 @@ def _non_finite(loss:torch.Tensor, state:TrainState):
     raise NonFiniteLossError(f"The training loss is {loss.item()} at step {state.step + 1} (epoch {state.epoch + 1}): "
                              "training stopped. Try a lower learning rate.")
 
-def _no_gradient_sync(model:nn.Module):
-    "A context in which backward passes keep their gradients to this process (DDP's `no_sync`, FSDP's switch); else nothing."
-    inner = getattr(model, "_orig_mod", model)
-    if isinstance(inner, nn.parallel.DistributedDataParallel): return inner.no_sync()
-    if is_sharded(inner): return _fsdp_no_sync(inner)
-    return contextlib.nullcontext()
 
-@contextlib.contextmanager
-def _fsdp_no_sync(model):
-    "FSDP's equivalent of DDP's `no_sync`."
-    model.set_requires_gradient_sync(False)
-    try: yield
-    finally: model.set_requires_gradient_sync(True)
-
+# %% ../../nbs/engine/01_trainer.ipynb #8c8bef64
 def record_evaluation(model:nn.Module, train_loader, val_loader, device, eval_iter:int, state:TrainState, log=print,
                       amp_dtype:torch.dtype|None=None, # evaluate in the precision the run trains in (autocast)
                      ):
@@ -214,6 +221,22 @@ def sample_text(model:GPTModel, tokenizer, device, start_context:str, max_new_to
     idx = generate_text_simple_cached(plain, text_to_token_ids(start_context, tokenizer).to(device), max_new_tokens)
     model.train()
     return token_ids_to_text(idx, tokenizer).replace("\n", " ")
+
+
+# %% ../../nbs/engine/01_trainer.ipynb #05099bdf
+def _write_checkpoint(model:nn.Module, optimizer, state:TrainState, scaler, checkpoint_dir, checkpoint_extra:dict|None, after_checkpoint):
+    "Record the generators' (and a gradient scaler's) states in `state`, then save a checkpoint in `checkpoint_dir` if given; never of a broken model."
+    local = (p.to_local() if hasattr(p, "to_local") else p for p in model.parameters())  # FSDP: this process's shard
+    if not all_ranks_agree(all(torch.isfinite(p).all() for p in local)):  # never save a broken model
+        raise NonFiniteLossError(f"The weights hold nan or infinite values at step {state.step}: training stopped.")
+    state.rng = _rng_state()
+    if world_size() > 1: state.rank_rngs = gather_objects(_rng_state())
+    else: state.rank_rngs = None
+    if scaler is not None: state.scaler = scaler.state_dict()
+    if checkpoint_dir is not None:
+        save_checkpoint(checkpoint_dir, model, optimizer, state.to_dict(), checkpoint_extra)
+        if after_checkpoint is not None: after_checkpoint(state)
+
 
 # %% ../../nbs/engine/01_trainer.ipynb #0be3517a
 def train(
@@ -246,17 +269,7 @@ def train(
     if scaler is not None and state.scaler: scaler.load_state_dict(state.scaler)
     main = rank() == 0  # with many processes, rank 0 alone logs and shows progress
     say = log if main else (lambda *_: None)
-    def checkpoint():
-        local = (p.to_local() if hasattr(p, "to_local") else p for p in model.parameters())  # FSDP: this process's shard
-        if not all_ranks_agree(all(torch.isfinite(p).all() for p in local)):  # never save a broken model
-            raise NonFiniteLossError(f"The weights hold nan or infinite values at step {state.step}: training stopped.")
-        state.rng = _rng_state()
-        if world_size() > 1: state.rank_rngs = gather_objects(_rng_state())
-        else: state.rank_rngs = None
-        if scaler is not None: state.scaler = scaler.state_dict()
-        if checkpoint_dir is not None:
-            save_checkpoint(checkpoint_dir, model, optimizer, state.to_dict(), checkpoint_extra)
-            if after_checkpoint is not None: after_checkpoint(state)
+    checkpoint = lambda: _write_checkpoint(model, optimizer, state, scaler, checkpoint_dir, checkpoint_extra, after_checkpoint)
     for epoch in range(state.epoch, num_epochs):
         model.train()
         with tqdm(total=len(train_loader), initial=state.batch, desc=f"epoch {epoch + 1}/{num_epochs}",
