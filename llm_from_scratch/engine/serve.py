@@ -295,6 +295,29 @@ def is_loopback(host:str) -> bool:
     try: return ipaddress.ip_address(host).is_loopback
     except ValueError: return False
 
+def _refusal(request, api_key:str|None):
+    "The response that refuses `request`, or None: the API key; and no web page of another site may use the server (JSON bodies only, from its own origin only)."
+    from fastapi.responses import JSONResponse
+    def refuse(message:str, status:int):
+        if request.url.path.startswith("/api/"): return JSONResponse({"error": message}, status_code=status)
+        return _openai_error(message, status)
+    host = request.headers.get("host", "")
+    if not api_key and not is_loopback(_host_name(host)):  # DNS rebinding: evil.example resolved to 127.0.0.1
+        return refuse(f"this server answers only requests addressed to this machine, not to {host!r}: without an --api-key, "
+                      "a page of another site could reach it through its own name", 403)
+    origin = request.headers.get("origin")
+    if origin and origin.split("://", 1)[-1] != request.headers.get("host"):
+        return refuse(f"requests from pages of {origin} are refused: this server answers its own page and programs", 403)
+    if request.method == "POST" and request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
+        return refuse("the body must be JSON, sent with Content-Type: application/json (curl: -H 'Content-Type: application/json'); "
+                      "other types are refused, so that no web page can post to this server", 415)
+    if api_key and request.url.path not in ("/", "/health"):
+        scheme, _, key = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not secrets.compare_digest(key.strip().encode(), api_key.encode()):
+            return refuse("this server needs an API key: send the header Authorization: Bearer <key>", 401)
+
+
+# %% ../../nbs/engine/06_serve.ipynb #d1982a1b
 def create_app(served:ServedModel,
                api_key:str|None=None, # if given, every API call needs `Authorization: Bearer <api_key>`
                max_tokens_limit:int=2048, # the most tokens one answer may ask for
@@ -312,26 +335,7 @@ def create_app(served:ServedModel,
         if request.url.path.startswith("/api/"): return JSONResponse({"error": str(e)}, status_code=e.status)
         return _openai_error(str(e), e.status)
 
-    def guard(request:Request):
-        "The API key; and no web page of another site may use the server (JSON bodies only, from its own origin only)."
-        def refuse(message:str, status:int):
-            if request.url.path.startswith("/api/"): return JSONResponse({"error": message}, status_code=status)
-            return _openai_error(message, status)
-        host = request.headers.get("host", "")
-        if not api_key and not is_loopback(_host_name(host)):  # DNS rebinding: evil.example resolved to 127.0.0.1
-            return refuse(f"this server answers only requests addressed to this machine, not to {host!r}: without an --api-key, "
-                          "a page of another site could reach it through its own name", 403)
-        origin = request.headers.get("origin")
-        if origin and origin.split("://", 1)[-1] != request.headers.get("host"):
-            return refuse(f"requests from pages of {origin} are refused: this server answers its own page and programs", 403)
-        if request.method == "POST" and request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
-            return refuse("the body must be JSON, sent with Content-Type: application/json (curl: -H 'Content-Type: application/json'); "
-                          "other types are refused, so that no web page can post to this server", 415)
-        if api_key and request.url.path not in ("/", "/health"):
-            scheme, _, key = request.headers.get("authorization", "").partition(" ")
-            if scheme.lower() != "bearer" or not secrets.compare_digest(key.strip().encode(), api_key.encode()):
-                return refuse("this server needs an API key: send the header Authorization: Bearer <key>", 401)
-    app.add_middleware(RequestGuard, check=guard)
+    app.add_middleware(RequestGuard, check=lambda request: _refusal(request, api_key))
 
     @app.get("/health")
     async def health(): return {"status": "ok", "model": served.name, "kind": served.kind, "busy": served.lock.locked(), **served.stats}
@@ -350,8 +354,10 @@ def create_app(served:ServedModel,
     add_ollama_routes(app, served, limits)
     return app
 
+
 # %% ../../nbs/engine/06_serve.ipynb #e058564b
 def _generation_kind(served:ServedModel):
+    "Refuse generation from a classifier, saying which endpoint it answers."
     if served.kind == "classifier": raise BadRequest(f"{served.name} is a classifier: POST /v1/classify with {{\"input\": text}} gets its label")
 
 def _template_options(body:dict, served:ServedModel) -> dict:
@@ -377,6 +383,8 @@ async def _collect(reply:Reply, request) -> str:
     try: return "".join([piece async for piece in stream_pieces(reply)])
     finally: watcher.cancel()
 
+
+# %% ../../nbs/engine/06_serve.ipynb #5d32e23b
 def add_completion_routes(app, served:ServedModel, limits:dict):
     "OpenAI's /v1/chat/completions and /v1/completions, and /v1/classify, on `app`."
     from fastapi import Request
@@ -424,6 +432,7 @@ def add_completion_routes(app, served:ServedModel, limits:dict):
         def labels():   # in a worker thread, one request at a time: the event loop keeps answering (/health, other clients)
             with served.lock: return [{"index": i, **served.classify(t)} for i, t in enumerate(texts)]
         return {"model": served.name, "data": await asyncio.to_thread(labels)}
+
 
 # %% ../../nbs/engine/06_serve.ipynb #9c022352
 def add_ollama_routes(app, served:ServedModel, limits:dict):
