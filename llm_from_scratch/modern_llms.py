@@ -17,8 +17,8 @@ __all__ = ['ACTIVATIONS', 'DECODER_DEFAULTS', 'LLAMA32_CONFIG_1B', 'LLAMA32_CONF
            'config_from_hf', 'hf_weight_names', 'load_hf_weights', 'hub_tensors', 'download_hub_model', 'model_folder',
            'text_model_config', 'text_model_tensors', 'load_pretrained', 'save_tiny_hub_model', 'read_tiktoken_bpe',
            'Ctl', 'ChatTokenizer', 'llama3_special_tokens', 'Llama3Tokenizer', 'HFTokenizer', 'split_thinking',
-           'strip_thinking', 'Qwen3Tokenizer', 'Gemma3Tokenizer', 'Gemma4Tokenizer', 'Qwen35Tokenizer',
-           'DeepSeekV3Tokenizer', 'Olmo3Tokenizer', 'Cohere2Tokenizer', 'load_tokenizer', 'make_tiny_llama3_tokenizer',
+           'strip_thinking', 'Qwen3Tokenizer', 'Gemma3Tokenizer', 'Olmo3Tokenizer', 'Cohere2Tokenizer',
+           'Gemma4Tokenizer', 'Qwen35Tokenizer', 'DeepSeekV3Tokenizer', 'load_tokenizer', 'make_tiny_llama3_tokenizer',
            'make_tiny_qwen3_tokenizer', 'make_tiny_gemma3_tokenizer', 'make_tiny_deepseek_v3_tokenizer',
            'make_tiny_olmo3_tokenizer', 'make_tiny_cohere2_tokenizer', 'stream_reply', 'save_tiny_chat_model']
 
@@ -946,6 +946,8 @@ def model_folder(name_or_path:str|Path) -> Path|str:
         raise ValueError(f"{name!r} is neither an existing folder, a GPT-2 name ({', '.join(GPT2_MODELS)}) nor a hub repository id such as Qwen/Qwen3-0.6B")
     return download_hub_model(name)
 
+
+# %% ../nbs/10_modern_llms.ipynb #66776085
 MULTIMODAL_TYPES = {"qwen3_5": "qwen3_5_text", "gemma4": "gemma4_text"}  # published with an image (and audio) encoder: their text model
 _TEXT_PREFIX = "model.language_model."   # where such a checkpoint keeps the text model's tensors
 
@@ -979,6 +981,7 @@ def load_pretrained(name_or_path:str|Path, # a hub repository id, a local hub fo
     model = load_hf_weights(model, tensors, str(folder), dtype)
     model.cfg["dtype"] = model.tok_emb.weight.dtype
     return model.to(device or "cpu").eval()
+
 
 # %% ../nbs/10_modern_llms.ipynb #1c42b6fe
 TINY_HF_CONFIGS = {  # model_type -> (transformers' config and model classes, their settings) for save_tiny_hub_model
@@ -1220,6 +1223,43 @@ class Gemma3Tokenizer(HFTokenizer):
         return parts + [Ctl('<start_of_turn>'), 'model\n']
 
 # %% ../nbs/10_modern_llms.ipynb #564e476b
+class Olmo3Tokenizer(HFTokenizer):
+    "OLMo 3 tokenizer (byte-level BPE, no BOS token) with OLMo 3 Instruct's ChatML template."
+    default_system = "You are a helpful function-calling AI assistant. You do not currently have access to any functions. <functions></functions>"
+    def __init__(self, path):
+        super().__init__(path)
+        self.stop_ids = (self.token_id('<|im_end|>'), self.token_id('<|endoftext|>'))
+
+    def chat_parts(self, messages:list[dict]) -> list[str]:
+        "OLMo 3 template: ChatML turns after one system turn, the first system message or the default one."
+        _check(messages)
+        start, end = Ctl('<|im_start|>'), Ctl('<|im_end|>')
+        system = next((m['content'] for m in messages if m['role'] == 'system'), self.default_system)
+        parts = [start, f"system\n{system}", end, '\n']
+        for m in messages:
+            if m['role'] != 'system': parts += [start, f"{m['role']}\n{m['content']}", end, '\n']
+        return parts + [start, 'assistant\n']
+
+class Cohere2Tokenizer(HFTokenizer):
+    "Cohere 2 / Tiny Aya tokenizer (byte-level BPE, `<BOS_TOKEN>` first) with Cohere's turn tokens."
+    def __init__(self, path):
+        super().__init__(path)
+        self.bos_id = self.token_id('<BOS_TOKEN>')
+        self.stop_ids = (self.token_id('<|END_RESPONSE|>'), self.token_id('<|END_OF_TURN_TOKEN|>'), self.token_id('<EOS_TOKEN>'))
+
+    def chat_parts(self, messages:list[dict]) -> list[str]:
+        "Tiny Aya's turns as the book's notebook writes them; the reply opens with `<|START_RESPONSE|>`."
+        _check(messages)
+        turn, end, answer = Ctl('<|START_OF_TURN_TOKEN|>'), Ctl('<|END_OF_TURN_TOKEN|>'), Ctl('<|START_RESPONSE|>')
+        role = {'system': Ctl('<|SYSTEM_TOKEN|>'), 'user': Ctl('<|USER_TOKEN|>'), 'assistant': Ctl('<|CHATBOT_TOKEN|>')}
+        parts = [Ctl('<BOS_TOKEN>')]
+        for m in messages:
+            if m['role'] == 'assistant': parts += [turn, role['assistant'], answer, m['content'], Ctl('<|END_RESPONSE|>'), end]
+            else: parts += [turn, role[m['role']], m['content'], end]
+        return parts + [turn, role['assistant'], answer]
+
+
+# %% ../nbs/10_modern_llms.ipynb #7aebdb53
 class Gemma4Tokenizer(Gemma3Tokenizer):
     "Gemma 4 tokenizer (Gemma 3's kind) with Gemma 4's turns `<|turn>role ... <turn|>` and a system role of its own."
     def __init__(self, path):
@@ -1260,40 +1300,6 @@ class DeepSeekV3Tokenizer(HFTokenizer):
             elif m['role'] == 'assistant': parts += [Ctl('<｜Assistant｜>'), m['content'], Ctl('<｜end▁of▁sentence｜>')]
         return parts + [Ctl('<｜Assistant｜>')]
 
-class Olmo3Tokenizer(HFTokenizer):
-    "OLMo 3 tokenizer (byte-level BPE, no BOS token) with OLMo 3 Instruct's ChatML template."
-    default_system = "You are a helpful function-calling AI assistant. You do not currently have access to any functions. <functions></functions>"
-    def __init__(self, path):
-        super().__init__(path)
-        self.stop_ids = (self.token_id('<|im_end|>'), self.token_id('<|endoftext|>'))
-
-    def chat_parts(self, messages:list[dict]) -> list[str]:
-        "OLMo 3 template: ChatML turns after one system turn, the first system message or the default one."
-        _check(messages)
-        start, end = Ctl('<|im_start|>'), Ctl('<|im_end|>')
-        system = next((m['content'] for m in messages if m['role'] == 'system'), self.default_system)
-        parts = [start, f"system\n{system}", end, '\n']
-        for m in messages:
-            if m['role'] != 'system': parts += [start, f"{m['role']}\n{m['content']}", end, '\n']
-        return parts + [start, 'assistant\n']
-
-class Cohere2Tokenizer(HFTokenizer):
-    "Cohere 2 / Tiny Aya tokenizer (byte-level BPE, `<BOS_TOKEN>` first) with Cohere's turn tokens."
-    def __init__(self, path):
-        super().__init__(path)
-        self.bos_id = self.token_id('<BOS_TOKEN>')
-        self.stop_ids = (self.token_id('<|END_RESPONSE|>'), self.token_id('<|END_OF_TURN_TOKEN|>'), self.token_id('<EOS_TOKEN>'))
-
-    def chat_parts(self, messages:list[dict]) -> list[str]:
-        "Tiny Aya's turns as the book's notebook writes them; the reply opens with `<|START_RESPONSE|>`."
-        _check(messages)
-        turn, end, answer = Ctl('<|START_OF_TURN_TOKEN|>'), Ctl('<|END_OF_TURN_TOKEN|>'), Ctl('<|START_RESPONSE|>')
-        role = {'system': Ctl('<|SYSTEM_TOKEN|>'), 'user': Ctl('<|USER_TOKEN|>'), 'assistant': Ctl('<|CHATBOT_TOKEN|>')}
-        parts = [Ctl('<BOS_TOKEN>')]
-        for m in messages:
-            if m['role'] == 'assistant': parts += [turn, role['assistant'], answer, m['content'], Ctl('<|END_RESPONSE|>'), end]
-            else: parts += [turn, role[m['role']], m['content'], end]
-        return parts + [turn, role['assistant'], answer]
 
 # %% ../nbs/10_modern_llms.ipynb #510ff557
 _FAMILIES = {'llama': (Llama3Tokenizer, 'original/tokenizer.model'), 'qwen3': (Qwen3Tokenizer, 'tokenizer.json'),
@@ -1371,6 +1377,8 @@ def _write_byte_level_bpe(path, added:list[dict], first_id:int=0) -> Path:
             dict(type='Split', pattern=dict(Regex=pat), behavior='Isolated', invert=False), byte_level]),
         post_processor=byte_level, decoder=byte_level, model=dict(continuing_subword_prefix='', end_of_word_suffix=''))
 
+
+# %% ../nbs/10_modern_llms.ipynb #7bfa88aa
 GEMMA3_ADDED = {'<pad>': 0, '<eos>': 1, '<bos>': 2, '<unk>': 3, '<mask>': 4, '<start_of_turn>': 105, '<end_of_turn>': 106}
 
 def make_tiny_gemma3_tokenizer(path, # `tokenizer.json` to write
@@ -1394,6 +1402,8 @@ def make_tiny_gemma3_tokenizer(path, # `tokenizer.json` to write
                                                 dict(type='ByteFallback'), dict(type='Fuse')]),
         model=dict(unk_token='<unk>', fuse_unk=True, byte_fallback=True))
 
+
+# %% ../nbs/10_modern_llms.ipynb #aa5cf8a5
 OLMO3_ADDED = {'<|endoftext|>': 100257, '<|im_start|>': 100264, '<|im_end|>': 100265, '<|pad|>': 100277}
 COHERE2_ADDED = {'<PAD>': 0, '<BOS_TOKEN>': 2, '<EOS_TOKEN>': 3, '<|START_OF_TURN_TOKEN|>': 4, '<|END_OF_TURN_TOKEN|>': 5,
                  '<|SYSTEM_TOKEN|>': 6, '<|USER_TOKEN|>': 7, '<|CHATBOT_TOKEN|>': 8, '<|START_RESPONSE|>': 9, '<|END_RESPONSE|>': 10}
@@ -1416,6 +1426,7 @@ def make_tiny_cohere2_tokenizer(path # `tokenizer.json` to write
                                ) -> Path:
     "Write a tiny Cohere-style byte-level BPE `tokenizer.json`: the turn tokens at the IDs of `COHERE2_ADDED`, bytes from 1000."
     return _write_byte_level_bpe(path, [_added(t, i) for t, i in COHERE2_ADDED.items()], first_id=1000)
+
 
 # %% ../nbs/10_modern_llms.ipynb #67bfb0da
 def stream_reply(model:nn.Module, tokenizer:ChatTokenizer,
