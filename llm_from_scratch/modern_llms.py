@@ -476,6 +476,8 @@ DECODER_DEFAULTS = {  # what a config may leave out
     "first_dense_layers": 0,      # DeepSeek V3: this many first layers have a plain feed-forward instead of experts
 }
 
+
+# %% ../nbs/10_modern_llms.ipynb #49aadd32
 def check_decoder_config(cfg:dict) -> dict:
     "Return `cfg` with its defaults filled in if it describes a valid DecoderModel, else raise a ValueError that says what is wrong."
     required = ("vocab_size", "context_length", "emb_dim", "n_heads", "n_layers", "hidden_dim", "n_kv_groups", "rope_base")
@@ -498,6 +500,7 @@ def check_decoder_config(cfg:dict) -> dict:
         if set(cfg["layer_types"][-shared:]) - set(cfg["layer_types"][:-shared]):
             raise ValueError("every kind of layer among the last kv_shared_layers needs an earlier layer of its kind to share from")
     return cfg
+
 
 # %% ../nbs/10_modern_llms.ipynb #0be9ad63
 class DecoderModel(nn.Module):

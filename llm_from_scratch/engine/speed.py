@@ -338,6 +338,8 @@ class _LinearCrossEntropy(torch.autograd.Function):
         scale = grad / ctx.count   # (so that float16's products never see gradients as small as 1/count)
         return (*(None if g is None else g.mul_(scale) for g in grads), None, None, None, None)
 
+
+# %% ../../nbs/engine/03_speed.ipynb #5d3e2a74
 def linear_cross_entropy(hidden:torch.Tensor, # (..., emb_dim): the hidden states the output head reads
                          weight:torch.Tensor, # the head's weight, (vocab_size, emb_dim)
                          bias:torch.Tensor|None, # its bias (vocab_size,), or None (GPT-2's head has none)
@@ -352,6 +354,7 @@ def linear_cross_entropy(hidden:torch.Tensor, # (..., emb_dim): the hidden state
     with torch.autocast(device, enabled=False):   # the function casts for itself, as autocast would for F.linear
         return _LinearCrossEntropy.apply(hidden.reshape(-1, hidden.shape[-1]), weight, bias, targets.reshape(-1),
                                          chunk, dtype, ignore_index)
+
 
 # %% ../../nbs/engine/03_speed.ipynb #7468fec8
 class LossHead(nn.Linear):
