@@ -781,6 +781,60 @@ def _rope_settings(hf:dict, source:str, kinds:tuple=("default", "llama3")) -> tu
     if local is not None and local is not full and local == full: local = None   # OLMo 3 writes the same settings twice
     return parse(full), None if local is None else parse(local)
 
+# %% ../nbs/10_modern_llms.ipynb #c3f4c579
+def _family_settings(kind:str, hf:dict, cfg:dict, local:tuple|None, source:str) -> dict:
+    "`cfg` with what family `kind` adds from its config.json `hf`: experts, sliding windows, and Gemma 4's, Qwen3.5's, DeepSeek's own."
+    if kind == "qwen3_moe":
+        if hf.get("mlp_only_layers") or hf.get("decoder_sparse_step", 1) != 1:
+            raise CheckpointError(f"{source}: dense layers among the experts (mlp_only_layers, decoder_sparse_step) are not supported")
+        cfg |= {"num_experts": hf.get("num_experts") or hf["num_local_experts"],   # transformers 5 writes num_local_experts
+                "num_experts_per_tok": hf["num_experts_per_tok"],
+                "moe_intermediate_size": hf["moe_intermediate_size"], "norm_topk_prob": hf.get("norm_topk_prob", False)}
+    if kind == "gemma3_text":
+        if hf.get("final_logit_softcapping") or hf.get("attn_logit_softcapping"): raise CheckpointError(f"{source}: logit soft-capping is not supported")
+        pattern = hf.get("sliding_window_pattern", 6)   # older files: every 6th layer global
+        cfg |= {"layer_types": hf.get("layer_types") or ["full_attention" if (i + 1) % pattern == 0 else "sliding_attention" for i in range(cfg["n_layers"])],
+                "sliding_window": hf["sliding_window"], "query_pre_attn_scalar": hf["query_pre_attn_scalar"],
+                "rope_local_base": local[0] if local else 10_000.0}
+    if kind in ("olmo3", "cohere2"):   # both: three sliding-window layers, then a global one
+        pattern = hf.get("sliding_window_pattern", 4)
+        cfg |= {"layer_types": hf.get("layer_types") or ["full_attention" if (i + 1) % pattern == 0 else "sliding_attention" for i in range(cfg["n_layers"])],
+                "sliding_window": hf["sliding_window"]}
+        if local: cfg["rope_local_base"] = local[0]
+    if kind == "gemma4_text":
+        for key, what in (("enable_moe_block", "mixture-of-experts blocks"), ("attention_k_eq_v", "values equal to keys"),
+                          ("use_bidirectional_attention", "bidirectional attention"), ("num_global_key_value_heads", "other key/value heads in global layers")):
+            if hf.get(key): raise CheckpointError(f"{source}: Gemma 4's {what} ({key}) are not supported")
+        overrides = list((hf.get("per_layer_config") or {}).values())   # transformers writes global_head_dim there
+        if any(set(o) - {"head_dim"} for o in overrides): raise CheckpointError(f"{source}: per_layer_config other than head_dim is not supported")
+        if hf.get("vocab_size_per_layer_input", hf["vocab_size"]) != hf["vocab_size"]: raise CheckpointError(f"{source}: a per-layer vocabulary of its own is not supported")
+        cfg |= {"layer_types": hf["layer_types"], "sliding_window": hf["sliding_window"], "rope_local_base": local[0] if local else 10_000.0,
+                "global_head_dim": hf.get("global_head_dim") or (overrides[0]["head_dim"] if overrides else None),
+                "rope_fraction": ((hf.get("rope_parameters") or {}).get("full_attention") or {}).get("partial_rotary_factor", 1.0),
+                "kv_shared_layers": hf.get("num_kv_shared_layers", 0), "double_wide_shared_ff": hf.get("use_double_wide_mlp", False),
+                "per_layer_dim": hf.get("hidden_size_per_layer_input") or 0, "final_logit_softcap": hf.get("final_logit_softcapping")}
+    if kind == "qwen3_5_text":
+        partial = (hf.get("rope_parameters") or {}).get("partial_rotary_factor", hf.get("partial_rotary_factor", 1.0))
+        cfg |= {"layer_types": hf["layer_types"], "rope_dim": int(cfg["head_dim"] * partial),
+                "linear_attn": {"num_key_heads": hf["linear_num_key_heads"], "num_value_heads": hf["linear_num_value_heads"],
+                                "key_dim": hf["linear_key_head_dim"], "value_dim": hf["linear_value_head_dim"],
+                                "conv_kernel": hf["linear_conv_kernel_dim"]}}
+    if kind == "deepseek_v3":
+        if hf.get("moe_layer_freq", 1) != 1: raise CheckpointError(f"{source}: moe_layer_freq other than 1 is not supported")
+        cfg |= {"n_kv_groups": hf["num_attention_heads"], "rope_dim": hf["qk_rope_head_dim"], "rope_interleaved": hf.get("rope_interleave", True),
+                "mla": {"q_lora_rank": hf.get("q_lora_rank"), "kv_lora_rank": hf["kv_lora_rank"], "qk_nope_dim": hf["qk_nope_head_dim"],
+                        "qk_rope_dim": hf["qk_rope_head_dim"], "v_head_dim": hf["v_head_dim"]},
+                "num_experts": hf["n_routed_experts"], "num_experts_per_tok": hf["num_experts_per_tok"],
+                "moe_intermediate_size": hf["moe_intermediate_size"], "norm_topk_prob": hf.get("norm_topk_prob", True),
+                "deepseek_moe": {"n_group": hf["n_group"], "topk_group": hf["topk_group"],
+                                 "routed_scaling_factor": hf["routed_scaling_factor"], "n_shared_experts": hf["n_shared_experts"]},
+                "first_dense_layers": hf["first_k_dense_replace"]}
+    if kind == "cohere2":
+        if not hf.get("tie_word_embeddings", True): raise CheckpointError(f"{source}: Cohere 2 models tie their head to the embedding")
+        cfg["logit_scale"] = hf["logit_scale"]
+    return cfg
+
+
 # %% ../nbs/10_modern_llms.ipynb #e2170b25
 def config_from_hf(hf:dict, source:str="config.json") -> tuple[type, dict]:
     "The model class and config of a Hugging Face config.json of a text model of one of the families in `HF_MODEL_TYPES`."
@@ -797,54 +851,7 @@ def config_from_hf(hf:dict, source:str="config.json") -> tuple[type, dict]:
         if hf.get("attention_bias") or hf.get("mlp_bias"): raise CheckpointError(f"{source}: attention or MLP biases are not supported")
         cfg["activation"] = hf.get("hidden_activation") or hf.get("hidden_act", "silu")
         if cfg["activation"] not in ACTIVATIONS: raise CheckpointError(f"{source}: activation {cfg['activation']!r} is not supported")
-        if kind == "qwen3_moe":
-            if hf.get("mlp_only_layers") or hf.get("decoder_sparse_step", 1) != 1:
-                raise CheckpointError(f"{source}: dense layers among the experts (mlp_only_layers, decoder_sparse_step) are not supported")
-            cfg |= {"num_experts": hf.get("num_experts") or hf["num_local_experts"],   # transformers 5 writes num_local_experts
-                    "num_experts_per_tok": hf["num_experts_per_tok"],
-                    "moe_intermediate_size": hf["moe_intermediate_size"], "norm_topk_prob": hf.get("norm_topk_prob", False)}
-        if kind == "gemma3_text":
-            if hf.get("final_logit_softcapping") or hf.get("attn_logit_softcapping"): raise CheckpointError(f"{source}: logit soft-capping is not supported")
-            pattern = hf.get("sliding_window_pattern", 6)   # older files: every 6th layer global
-            cfg |= {"layer_types": hf.get("layer_types") or ["full_attention" if (i + 1) % pattern == 0 else "sliding_attention" for i in range(cfg["n_layers"])],
-                    "sliding_window": hf["sliding_window"], "query_pre_attn_scalar": hf["query_pre_attn_scalar"],
-                    "rope_local_base": local[0] if local else 10_000.0}
-        if kind in ("olmo3", "cohere2"):   # both: three sliding-window layers, then a global one
-            pattern = hf.get("sliding_window_pattern", 4)
-            cfg |= {"layer_types": hf.get("layer_types") or ["full_attention" if (i + 1) % pattern == 0 else "sliding_attention" for i in range(cfg["n_layers"])],
-                    "sliding_window": hf["sliding_window"]}
-            if local: cfg["rope_local_base"] = local[0]
-        if kind == "gemma4_text":
-            for key, what in (("enable_moe_block", "mixture-of-experts blocks"), ("attention_k_eq_v", "values equal to keys"),
-                              ("use_bidirectional_attention", "bidirectional attention"), ("num_global_key_value_heads", "other key/value heads in global layers")):
-                if hf.get(key): raise CheckpointError(f"{source}: Gemma 4's {what} ({key}) are not supported")
-            overrides = list((hf.get("per_layer_config") or {}).values())   # transformers writes global_head_dim there
-            if any(set(o) - {"head_dim"} for o in overrides): raise CheckpointError(f"{source}: per_layer_config other than head_dim is not supported")
-            if hf.get("vocab_size_per_layer_input", hf["vocab_size"]) != hf["vocab_size"]: raise CheckpointError(f"{source}: a per-layer vocabulary of its own is not supported")
-            cfg |= {"layer_types": hf["layer_types"], "sliding_window": hf["sliding_window"], "rope_local_base": local[0] if local else 10_000.0,
-                    "global_head_dim": hf.get("global_head_dim") or (overrides[0]["head_dim"] if overrides else None),
-                    "rope_fraction": ((hf.get("rope_parameters") or {}).get("full_attention") or {}).get("partial_rotary_factor", 1.0),
-                    "kv_shared_layers": hf.get("num_kv_shared_layers", 0), "double_wide_shared_ff": hf.get("use_double_wide_mlp", False),
-                    "per_layer_dim": hf.get("hidden_size_per_layer_input") or 0, "final_logit_softcap": hf.get("final_logit_softcapping")}
-        if kind == "qwen3_5_text":
-            partial = (hf.get("rope_parameters") or {}).get("partial_rotary_factor", hf.get("partial_rotary_factor", 1.0))
-            cfg |= {"layer_types": hf["layer_types"], "rope_dim": int(cfg["head_dim"] * partial),
-                    "linear_attn": {"num_key_heads": hf["linear_num_key_heads"], "num_value_heads": hf["linear_num_value_heads"],
-                                    "key_dim": hf["linear_key_head_dim"], "value_dim": hf["linear_value_head_dim"],
-                                    "conv_kernel": hf["linear_conv_kernel_dim"]}}
-        if kind == "deepseek_v3":
-            if hf.get("moe_layer_freq", 1) != 1: raise CheckpointError(f"{source}: moe_layer_freq other than 1 is not supported")
-            cfg |= {"n_kv_groups": hf["num_attention_heads"], "rope_dim": hf["qk_rope_head_dim"], "rope_interleaved": hf.get("rope_interleave", True),
-                    "mla": {"q_lora_rank": hf.get("q_lora_rank"), "kv_lora_rank": hf["kv_lora_rank"], "qk_nope_dim": hf["qk_nope_head_dim"],
-                            "qk_rope_dim": hf["qk_rope_head_dim"], "v_head_dim": hf["v_head_dim"]},
-                    "num_experts": hf["n_routed_experts"], "num_experts_per_tok": hf["num_experts_per_tok"],
-                    "moe_intermediate_size": hf["moe_intermediate_size"], "norm_topk_prob": hf.get("norm_topk_prob", True),
-                    "deepseek_moe": {"n_group": hf["n_group"], "topk_group": hf["topk_group"],
-                                     "routed_scaling_factor": hf["routed_scaling_factor"], "n_shared_experts": hf["n_shared_experts"]},
-                    "first_dense_layers": hf["first_k_dense_replace"]}
-        if kind == "cohere2":
-            if not hf.get("tie_word_embeddings", True): raise CheckpointError(f"{source}: Cohere 2 models tie their head to the embedding")
-            cfg["logit_scale"] = hf["logit_scale"]
+        cfg = _family_settings(kind, hf, cfg, local, source)
     except KeyError as e: raise CheckpointError(f"{source} lacks {e.args[0]!r}, which a {kind} model needs") from None
     return HF_MODEL_TYPES[kind], cfg
 
